@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Make sure a Docker engine answers. On a fresh Debian 12 machine (as root) this
+# installs docker.io from the Debian mirror and starts dockerd in the background,
+# because the host may not run systemd as PID 1.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "$0")/../.." && pwd)"
+log_dir="${repo_root}/.build/log"
+log_file="${log_dir}/dockerd.log"
+wait_seconds="${DOCKER_WAIT_SECONDS:-60}"
+
+say() { printf '==> docker: %s\n' "$*"; }
+die() { printf '==> docker: ERROR: %s\n' "$*" >&2; exit 1; }
+
+if docker info >/dev/null 2>&1; then
+  say "engine answers ($(docker version --format '{{.Server.Version}}' 2>/dev/null || echo unknown))"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  die "no Docker engine answers and we are not root: start dockerd yourself or run as root"
+fi
+
+if ! command -v dockerd >/dev/null 2>&1; then
+  say "installing docker.io from the Debian mirror"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends docker.io iptables ca-certificates >/dev/null
+fi
+
+# A service manager may bring the engine up on its own (systemd as PID 1).
+if [ "$(cat /proc/1/comm 2>/dev/null)" = "systemd" ] && command -v systemctl >/dev/null 2>&1; then
+  say "starting docker.service through systemd"
+  systemctl start docker.service || true
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  mkdir -p "${log_dir}"
+  if ! pgrep -x dockerd >/dev/null 2>&1; then
+    say "starting dockerd in the background (log: ${log_file})"
+    nohup dockerd >"${log_file}" 2>&1 </dev/null &
+    disown || true
+  else
+    say "dockerd is running but does not answer yet; waiting"
+  fi
+fi
+
+for _ in $(seq 1 "${wait_seconds}"); do
+  if docker info >/dev/null 2>&1; then
+    say "engine answers ($(docker version --format '{{.Server.Version}}'))"
+    exit 0
+  fi
+  sleep 1
+done
+
+[ -f "${log_file}" ] && tail -n 30 "${log_file}" >&2
+die "dockerd did not answer within ${wait_seconds}s"
