@@ -78,10 +78,12 @@ class BaoServer:
             config = self.workdir / "bao.hcl"
             (self.workdir / "data").mkdir(exist_ok=True)
             config.write_text(
-                'storage "file" { path = "%s" }\n'
+                # OpenBao 2.x has no "file" storage; a single-node raft is the
+                # smallest persistent backend (it survives a restart, sealed).
+                'storage "raft" { path = "%s" node_id = "node1" }\n'
                 'listener "tcp" { address = "127.0.0.1:%d" tls_disable = true }\n'
-                'api_addr = "%s"\ndisable_mlock = true\n'
-                % (self.workdir / "data", self.port, self.url)
+                'api_addr = "%s"\ncluster_addr = "http://127.0.0.1:%d"\n'
+                % (self.workdir / "data", self.port, self.url, self.cluster_port)
             )
             argv = [bao_binary(), "server", "-config=" + str(config)]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
