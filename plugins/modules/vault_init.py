@@ -1,0 +1,198 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, mailmesh.imap maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: vault_init
+short_description: Initialize and unseal a Vault or OpenBao server
+version_added: 0.1.0
+description:
+  - Initializes a Vault/OpenBao server with Shamir unseal keys when it is not
+    initialized yet, then unseals it with the new keys.
+  - Unseals an initialized but sealed server with O(unseal_keys).
+  - Does nothing to an initialized, unsealed server.
+  - No authentication is needed (the init and unseal endpoints are unauthenticated);
+    the shared auth options are accepted and ignored.
+  - B(The task must use C(no_log: true)).
+    The module returns the unseal keys and the root token once, right after it
+    initialized the server; it never writes them anywhere. Storing them safely is
+    the playbook's job.
+extends_documentation_fragment:
+  - mailmesh.imap.vault_connection
+  - mailmesh.imap.vault_auth
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether it would initialize or unseal, and does neither.
+  diff_mode:
+    support: none
+options:
+  secret_shares:
+    description:
+      - Number of unseal key shares to create when initializing.
+    type: int
+    default: 5
+  secret_threshold:
+    description:
+      - Number of key shares needed to unseal.
+    type: int
+    default: 3
+  unseal_keys:
+    description:
+      - Unseal keys (hex or base64) used when the server is initialized but sealed.
+      - Ignored when the server is not initialized (the new keys are used) or unsealed.
+    type: list
+    elements: str
+seealso:
+  - module: mailmesh.imap.vault_secrets_engine
+  - module: mailmesh.imap.vault_auth_method
+  - name: OpenBao seal/unseal concepts
+    description: How Shamir unseal keys work.
+    link: https://openbao.org/docs/concepts/seal/
+author:
+  - mailmesh.imap maintainers
+"""
+
+EXAMPLES = r"""
+- name: Initialize and unseal the Vault server
+  mailmesh.imap.vault_init:
+    url: https://vault1:8200
+    ca_cert: /etc/ssl/mailmesh/vault-ca.pem
+    secret_shares: 5
+    secret_threshold: 3
+  register: __vault_server_init
+  no_log: true
+
+- name: Unseal after a restart
+  mailmesh.imap.vault_init:
+    url: https://vault1:8200
+    unseal_keys: "{{ vault_server_unseal_keys }}"
+  no_log: true
+"""
+
+RETURN = r"""
+initialized:
+  description: Whether the server is initialized after the task (in check mode, as found).
+  returned: always
+  type: bool
+  sample: true
+sealed:
+  description: Whether the server is sealed after the task (in check mode, as found).
+  returned: always
+  type: bool
+  sample: false
+keys:
+  description:
+    - The new unseal key shares (hex). Secret; the task must use C(no_log).
+  returned: when the module initialized the server
+  type: list
+  elements: str
+  sample: ["d2f1...", "8a9c..."]
+root_token:
+  description: The initial root token. Secret; the task must use C(no_log).
+  returned: when the module initialized the server
+  type: str
+  sample: s.XXXXXXXXXXXXXXXXXXXXXXXX
+msg:
+  description: What the module did (or would do in check mode).
+  returned: always
+  type: str
+  sample: initialized and unsealed
+"""
+
+from ansible_collections.mailmesh.imap.plugins.module_utils._vault import VaultModule
+
+
+def _seal_status(module, client):
+    try:
+        return client.adapter.get("/v1/sys/seal-status")
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_vault(exc, "reading the seal status")
+
+
+def _unseal(module, client, keys, source):
+    """Submit keys until the server is unsealed; fail naming ``source`` otherwise."""
+    try:
+        client.adapter.put("/v1/sys/unseal", json={"reset": True})
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_vault(exc, "resetting the unseal progress")
+    status = None
+    for key in keys:
+        try:
+            status = client.adapter.put("/v1/sys/unseal", json={"key": key})
+        except Exception as exc:  # pylint: disable=broad-except
+            module.fail_json(
+                msg="%s not accepted: %s"
+                % (source, module.vault_error(exc, "unsealing with %s" % source))
+            )
+        if not status.get("sealed", True):
+            return status
+    module.fail_json(
+        msg="Vault at %s is still sealed after all %d of %s were submitted "
+        "(threshold %s): too few keys, or keys of another server"
+        % (module.url, len(keys), source, (status or {}).get("t", "?"))
+    )
+    return None
+
+
+def main():
+    module = VaultModule(
+        argument_spec=VaultModule.generate_argspec(
+            secret_shares=dict(type="int", default=5),
+            secret_threshold=dict(type="int", default=3),
+            unseal_keys=dict(type="list", elements="str", no_log=True),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["secret_threshold"] < 1 or params["secret_threshold"] > params["secret_shares"]:
+        module.fail_json(
+            msg="secret_threshold must be between 1 and secret_shares (%d), got %d"
+            % (params["secret_shares"], params["secret_threshold"])
+        )
+    client = module.unauthenticated_client()
+
+    status = _seal_status(module, client)
+    initialized = status.get("initialized", False)
+    sealed = status.get("sealed", True)
+
+    if not initialized:
+        if module.check_mode:
+            module.exit_json(changed=True, initialized=False, sealed=True,
+                             msg="would initialize and unseal")
+        try:
+            answer = client.adapter.put("/v1/sys/init", json={
+                "secret_shares": params["secret_shares"],
+                "secret_threshold": params["secret_threshold"],
+            })
+        except Exception as exc:  # pylint: disable=broad-except
+            module.fail_vault(exc, "initializing")
+        keys = answer["keys"]
+        final = _unseal(module, client, keys[:params["secret_threshold"]], "the new keys")
+        module.exit_json(changed=True, initialized=True, sealed=final.get("sealed", False),
+                         keys=keys, root_token=answer["root_token"],
+                         msg="initialized and unsealed")
+
+    if not sealed:
+        module.exit_json(changed=False, initialized=True, sealed=False,
+                         msg="already initialized and unsealed")
+
+    if not params["unseal_keys"]:
+        module.fail_json(
+            msg="Vault at %s is initialized and sealed; unseal_keys is required to unseal it"
+            % module.url
+        )
+    if module.check_mode:
+        module.exit_json(changed=True, initialized=True, sealed=True, msg="would unseal")
+    final = _unseal(module, client, params["unseal_keys"], "unseal_keys")
+    module.exit_json(changed=True, initialized=True, sealed=final.get("sealed", False),
+                     msg="unsealed")
+
+
+if __name__ == "__main__":
+    main()
