@@ -48,7 +48,7 @@ def wait_http(url, verify, timeout=30):
         try:
             requests.get(url + "/v1/sys/seal-status", verify=verify, timeout=2)
             return
-        except requests.RequestException:
+        except OSError:  # RequestException, or the -dev-tls CA file not written yet
             time.sleep(0.2)
     raise RuntimeError("bao at %s did not answer within %ss" % (url, timeout))
 
@@ -90,7 +90,11 @@ class BaoServer:
         self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
             argv, stdout=self.log, stderr=subprocess.STDOUT, env=env
         )
-        wait_http(self.url, self.ca_cert or True)
+        try:
+            wait_http(self.url, self.ca_cert or True)
+        except BaseException:
+            self.stop()  # a failed start must not leave a server behind
+            raise
 
     def client(self, token=None):
         import hvac  # pylint: disable=import-outside-toplevel
