@@ -66,13 +66,7 @@ lint: venv
 
 # ansible-test runs on the built tarball installed under .build/sanity, as a user would get it.
 sanity: venv
-	@echo "==> sanity: building the collection tarball"
-	@rm -rf $(BUILD)/dist $(BUILD)/sanity
-	@ansible-galaxy collection build --force --output-path $(BUILD)/dist . >/dev/null
-	@ansible-galaxy collection install --offline --force -p $(BUILD)/sanity $(BUILD)/dist/mailmesh-imap-*.tar.gz >/dev/null 2>&1
-	@echo "==> sanity: ansible-test sanity --requirements --python $(PY_VERSION)"
-	@cd $(BUILD)/sanity/ansible_collections/mailmesh/imap && \
-	  ANSIBLE_COLLECTIONS_PATH=$(BUILD)/sanity ansible-test sanity --requirements --python $(PY_VERSION) --color yes
+	@bash tests/harness/sanity.sh
 
 units: venv
 	@pytest $(PYTEST_ARGS) $(wildcard tests/unit)
