@@ -158,5 +158,7 @@ class VaultModule(AnsibleModule):
 def _errors(exc):
     errors = getattr(exc, "errors", None)
     if errors:
-        return "; ".join(str(e) for e in errors)
+        # Vault wraps errors as "1 error occurred:\n\t* permission denied\n\n":
+        # keep the message on one line.
+        return "; ".join(" ".join(str(e).split()) for e in errors)
     return str(exc) or exc.__class__.__name__

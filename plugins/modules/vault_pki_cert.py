@@ -44,7 +44,7 @@ description:
     C(allowed_parameters). The PKI role should set C(use_csr_common_name=false) and
     C(use_csr_sans=false); the CSR still carries the same names."
 author:
-  - mailmesh.imap maintainers
+  - mailmesh.imap maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - mailmesh.imap.vault_connection
   - mailmesh.imap.vault_auth
@@ -300,7 +300,7 @@ import tempfile
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
-from ansible.module_utils.common.text.converters import to_bytes, to_native
+from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.mailmesh.imap.plugins.module_utils import _pki as pki
 from ansible_collections.mailmesh.imap.plugins.module_utils._names import join_names
@@ -429,7 +429,7 @@ class PkiCert:
         return cert, chain
 
     def explain_bad_request(self, exc, names):
-        errors = "; ".join(str(e) for e in (getattr(exc, "errors", None) or [exc]))
+        errors = "; ".join(" ".join(str(e).split()) for e in (getattr(exc, "errors", None) or [exc]))
         lowered = errors.lower()
         where = "Vault at %s" % self.module.url
         if "unknown role" in lowered or "no role found" in lowered:
@@ -512,6 +512,12 @@ class PkiCert:
         except ValueError as exc:
             module.fail_json(msg=str(exc))
         cert_mode = params["cert_mode"]
+        for name in ("key_path", "cert_path", "chain_path", "fullchain_path"):
+            path = params[name]
+            if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+                module.fail_json(
+                    msg="%s: directory %s does not exist" % (name, os.path.dirname(os.path.abspath(path)))
+                )
 
         state = self.read_files()
         ca_cert = self.current_ca()

@@ -407,7 +407,7 @@ def test_sealed(bao_fresh, pki, files, run_module):
 
 
 def test_tls_verification_failure(pki, files, tmp_path, run_module):
-    ca_pem, _, _ = _client_ca_and_cert(tmp_path)
+    ca_pem, _cert, _key = _client_ca_and_cert(tmp_path)
     wrong = tmp_path / "wrong-ca.pem"
     wrong.write_text(ca_pem)
     result = run_module("vault_pki_cert", module_args(pki, files, pki.bao.connection(ca_cert=str(wrong))))
@@ -448,4 +448,7 @@ def test_bad_options_fail_before_any_change(pki, files, run_module):
     assert result.failed and "renew_before" in result["msg"], result
     result = run_module("vault_pki_cert", module_args(pki, files, key_bits=1024, key_type="rsa"))
     assert result.failed and "key_bits=1024" in result["msg"], result
+    assert not os.path.exists(files.key)
+    result = run_module("vault_pki_cert", module_args(pki, files, chain_path=str(files.dir / "nodir" / "c.pem")))
+    assert result.failed and "chain_path: directory" in result["msg"], result
     assert not os.path.exists(files.key)

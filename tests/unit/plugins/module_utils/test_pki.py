@@ -92,7 +92,7 @@ def test_utc_iso_naive_and_aware():
 
 
 def test_load_certificates_chain_and_garbage(ca):
-    _, leaf = make_leaf(ca)
+    _key, leaf = make_leaf(ca)
     pem = pki.certificate_pem(leaf) + b"junk between\n" + pki.certificate_pem(ca[1])
     certs = pki.load_certificates(pem)
     assert certs == [leaf, ca[1]]
@@ -105,8 +105,8 @@ def test_load_certificates_chain_and_garbage(ca):
 
 
 def test_cert_names_and_metadata(ca):
-    _, leaf = make_leaf(ca, cn="host1.example.org", dns=["B.example.org", "a.example.org"],
-                        ips=["192.0.2.1", "2001:db8::1"])
+    _key, leaf = make_leaf(ca, cn="host1.example.org", dns=["B.example.org", "a.example.org"],
+                           ips=["192.0.2.1", "2001:db8::1"])
     names = pki.cert_names(leaf)
     assert names == {
         "common_name": "host1.example.org",
@@ -122,13 +122,13 @@ def test_cert_names_and_metadata(ca):
 
 
 def test_cert_without_sans(ca):
-    _, leaf = make_leaf(ca, vault_style=False)
+    _key, leaf = make_leaf(ca, vault_style=False)
     assert pki.cert_names(leaf)["alt_names"] == []
     assert pki.cert_names(leaf)["ip_sans"] == []
 
 
 def test_names_differ(ca):
-    _, leaf = make_leaf(ca, cn="host1.example.org", dns=["imap.example.org"], ips=["192.0.2.1"])
+    _key, leaf = make_leaf(ca, cn="host1.example.org", dns=["imap.example.org"], ips=["192.0.2.1"])
     assert not pki.names_differ(leaf, "host1.example.org", ["imap.example.org"], ["192.0.2.1"])
     # order, case, duplicates and the CN listed again do not matter
     assert not pki.names_differ(
@@ -142,12 +142,12 @@ def test_names_differ(ca):
 
 
 def test_names_differ_role_excluding_cn_from_sans(ca):
-    _, leaf = make_leaf(ca, cn="host1.example.org", vault_style=False)
+    _key, leaf = make_leaf(ca, cn="host1.example.org", vault_style=False)
     assert not pki.names_differ(leaf, "host1.example.org")
 
 
 def test_names_differ_ipv6_canonical(ca):
-    _, leaf = make_leaf(ca, ips=["2001:db8::1"])
+    _key, leaf = make_leaf(ca, ips=["2001:db8::1"])
     assert not pki.names_differ(leaf, "host1.example.org", [], ["2001:DB8:0:0::1"])
 
 
@@ -233,7 +233,7 @@ def test_sign_request_params_exact_keys():
 
 
 def test_issued_by(ca):
-    _, leaf = make_leaf(ca)
+    _key, leaf = make_leaf(ca)
     assert pki.issued_by(leaf, ca[1])
     # same subject name, different key: a new root in the mount
     same_name = make_ca(cn="test root")
@@ -243,7 +243,7 @@ def test_issued_by(ca):
 
 def test_issued_by_rsa_ca():
     rsa_ca = make_ca(cn="rsa root", key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
-    _, leaf = make_leaf(rsa_ca)
+    _key, leaf = make_leaf(rsa_ca)
     assert pki.issued_by(leaf, rsa_ca[1])
     assert not pki.issued_by(leaf, make_ca(cn="rsa root", key=rsa.generate_private_key(65537, 2048))[1])
 
@@ -286,7 +286,7 @@ def test_names_changed(ca):
 
 
 def test_key_mismatch_and_type_change(ca):
-    _, leaf = make_leaf(ca)
+    _key, leaf = make_leaf(ca)
     other = ec.generate_private_key(ec.SECP256R1())
     assert reasons(leaf, other) == ["key_mismatch"]
     key, leaf = make_leaf(ca)
@@ -326,14 +326,14 @@ def test_issuer_changed(ca):
 
 def test_chain_mismatch(ca):
     key, leaf = make_leaf(ca)
-    _, other_leaf = make_leaf(ca, key=key)
+    _key, other_leaf = make_leaf(ca, key=key)
     assert reasons(leaf, key, ca_cert=ca[1], fullchain=[other_leaf, ca[1]]) == ["chain_mismatch"]
     assert reasons(leaf, key, ca_cert=ca[1], chain=[ca[1]], fullchain=[leaf]) == ["chain_mismatch"]
     assert reasons(leaf, key, ca_cert=ca[1], fullchain=[leaf]) == []
 
 
 def test_reasons_are_ordered_and_known(ca):
-    _, leaf = make_leaf(ca, days=30, start=NOW - datetime.timedelta(days=29))
+    _key, leaf = make_leaf(ca, days=30, start=NOW - datetime.timedelta(days=29))
     other = ec.generate_private_key(ec.SECP256R1())
     got = reasons(leaf, other, force=True, alt_names=["x.example.org"], ca_cert=make_ca()[1])
     assert got == ["forced", "key_mismatch", "names_changed", "expiring", "issuer_changed"]
