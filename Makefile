@@ -81,15 +81,24 @@ else
 	@molecule test -s $(SCENARIO)
 endif
 
-# Phases one after another with their time, then ONE pytest run whose summary ends the output.
+# Phases one after another with their time, then ONE pytest run whose summary ends the
+# output. venv/docker/images stop at the first failure; lint and sanity failures are
+# reported before pytest runs, and make test then exits non-zero after it.
 test:
-	@for phase in venv docker images lint sanity; do \
+	@failed=""; \
+	for phase in venv docker images lint sanity; do \
 	  start=$$(date +%s); \
-	  $(MAKE) --no-print-directory $$phase || exit $$?; \
-	  echo "==> $$phase: done in $$(( $$(date +%s) - start ))s"; \
-	done
-	@echo "==> pytest: $(PYTEST_PATHS)"
-	@pytest --durations=15 $(PYTEST_ARGS) $(PYTEST_PATHS)
+	  if $(MAKE) --no-print-directory $$phase; then \
+	    echo "==> $$phase: done in $$(( $$(date +%s) - start ))s"; \
+	  else \
+	    echo "==> $$phase: FAILED after $$(( $$(date +%s) - start ))s"; \
+	    case $$phase in lint|sanity) failed="$$failed $$phase" ;; *) exit 1 ;; esac; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "==> failed phases:$$failed (make test exits non-zero after pytest)"; fi; \
+	echo "==> pytest: $(PYTEST_PATHS)"; \
+	pytest --durations=15 $(PYTEST_ARGS) $(PYTEST_PATHS) || exit $$?; \
+	[ -z "$$failed" ]
 
 lab: venv docker images
 	@if [ -f playbooks/lab.yml ] && [ -d inventories/lab ]; then \
