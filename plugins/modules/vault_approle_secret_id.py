@@ -16,8 +16,8 @@ description:
     it (known for that role and not expired), returns it unchanged (C(changed=false)).
   - Otherwise (no current secret ID, unknown, expired, or of another role) generates a
     new secret ID (C(changed=true)).
-  - B(The returned RV(secret_id) is a secret: the task must use C(no_log: true)).
-    The module never writes it anywhere; storing it on the host is the playbook's job.
+  - "B(Secret in the result:) RV(secret_id) is a secret, so set C(no_log: true) on the task.
+    The module never writes it anywhere; storing it on the host is the playbook's job."
 extends_documentation_fragment:
   - mailmesh.imap.vault_connection
   - mailmesh.imap.vault_auth
@@ -77,7 +77,7 @@ role_id:
   sample: 5a9e6f4c-63b1-0c8c-e0e2-3a8b0c2e8d11
 secret_id:
   description:
-    - A valid secret ID: O(current_secret_id) when kept, else the new one.
+    - A valid secret ID, O(current_secret_id) when kept, else the new one.
     - Secret; the task must use C(no_log). Null in check mode when a new one would be generated.
   returned: always
   type: str

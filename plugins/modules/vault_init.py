@@ -18,10 +18,9 @@ description:
   - Does nothing to an initialized, unsealed server.
   - No authentication is needed (the init and unseal endpoints are unauthenticated);
     the shared auth options are accepted and ignored.
-  - B(The task must use C(no_log: true)).
-    The module returns the unseal keys and the root token once, right after it
-    initialized the server; it never writes them anywhere. Storing them safely is
-    the playbook's job.
+  - "B(Secrets in the result:) set C(no_log: true) on the task. The module returns the unseal keys and the
+    root token once, right after it initialized the server; it never writes them
+    anywhere. Storing them safely is the playbook's job."
 extends_documentation_fragment:
   - mailmesh.imap.vault_connection
   - mailmesh.imap.vault_auth
