@@ -22,6 +22,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
+    description: Reads the live state and reports what would change; writes nothing.
   diff_mode:
     support: full
     description: Shows before and after of the options you set.
@@ -78,7 +79,7 @@ seealso:
     description: Role parameters.
     link: https://openbao.org/api-docs/auth/approle/
 author:
-  - mailmesh.imap maintainers
+  - mailmesh.imap maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -129,15 +130,15 @@ from ansible_collections.mailmesh.imap.plugins.module_utils._vault_api import (
 )
 
 ROLE_OPTIONS = dict(
-    token_policies=dict(type="list", elements="str"),
-    token_ttl=dict(type="str"),
-    token_max_ttl=dict(type="str"),
+    token_policies=dict(type="list", elements="str", no_log=False),
+    token_ttl=dict(type="str", no_log=False),
+    token_max_ttl=dict(type="str", no_log=False),
     token_type=dict(type="str",
                     choices=["default", "service", "batch", "default-service", "default-batch"]),
-    secret_id_ttl=dict(type="str"),
-    secret_id_num_uses=dict(type="int"),
-    secret_id_bound_cidrs=dict(type="list", elements="str"),
-    token_bound_cidrs=dict(type="list", elements="str"),
+    secret_id_ttl=dict(type="str", no_log=False),
+    secret_id_num_uses=dict(type="int", no_log=False),
+    secret_id_bound_cidrs=dict(type="list", elements="str", no_log=False),
+    token_bound_cidrs=dict(type="list", elements="str", no_log=False),
     bind_secret_id=dict(type="bool"),
 )
 DURATIONS = ("token_ttl", "token_max_ttl", "secret_id_ttl")

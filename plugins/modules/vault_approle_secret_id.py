@@ -27,6 +27,7 @@ attributes:
     description: Reports C(changed=true) when a new secret ID would be generated, and generates none.
   diff_mode:
     support: none
+    description: Nothing to compare; secrets are never shown in a diff.
 options:
   mount_point:
     description: Mount path of the AppRole auth method.
@@ -53,7 +54,7 @@ seealso:
     description: Secret ID generation and lookup.
     link: https://openbao.org/api-docs/auth/approle/
 author:
-  - mailmesh.imap maintainers
+  - mailmesh.imap maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -21,6 +21,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
+    description: Reads the live state and reports what would change; writes nothing.
   diff_mode:
     support: full
     description: Shows the auth method's type and description before and after.
@@ -49,7 +50,7 @@ seealso:
     description: The C(sys/auth) endpoints.
     link: https://openbao.org/api-docs/system/auth/
 author:
-  - mailmesh.imap maintainers
+  - mailmesh.imap maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -30,6 +30,7 @@ attributes:
     description: Reports whether it would initialize or unseal, and does neither.
   diff_mode:
     support: none
+    description: Nothing to compare; secrets are never shown in a diff.
 options:
   secret_shares:
     description:
@@ -54,7 +55,7 @@ seealso:
     description: How Shamir unseal keys work.
     link: https://openbao.org/docs/concepts/seal/
 author:
-  - mailmesh.imap maintainers
+  - mailmesh.imap maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -142,8 +143,8 @@ def _unseal(module, client, keys, source):
 def main():
     module = VaultModule(
         argument_spec=VaultModule.generate_argspec(
-            secret_shares=dict(type="int", default=5),
-            secret_threshold=dict(type="int", default=3),
+            secret_shares=dict(type="int", default=5, no_log=False),
+            secret_threshold=dict(type="int", default=3, no_log=False),
             unseal_keys=dict(type="list", elements="str", no_log=True),
         ),
         supports_check_mode=True,

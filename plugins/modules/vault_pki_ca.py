@@ -26,6 +26,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
+    description: Reads the live state and reports what would change; writes nothing.
   diff_mode:
     support: full
     description: Shows the CA serial number and the URLs before and after (no key material).
@@ -80,7 +81,7 @@ seealso:
     description: Root generation, intermediate signing, URL configuration.
     link: https://openbao.org/api-docs/secret/pki/
 author:
-  - mailmesh.imap maintainers
+  - mailmesh.imap maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -23,6 +23,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
+    description: Reads the live state and reports what would change; writes nothing.
   diff_mode:
     support: full
     description: Shows before and after of the options you set.
@@ -109,7 +110,7 @@ seealso:
     description: Every role parameter.
     link: https://openbao.org/api-docs/secret/pki/#createupdate-role
 author:
-  - mailmesh.imap maintainers
+  - mailmesh.imap maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

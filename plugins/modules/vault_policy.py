@@ -20,6 +20,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
+    description: Reads the live state and reports what would change; writes nothing.
   diff_mode:
     support: full
     description: Shows the policy text before and after.
@@ -46,7 +47,7 @@ seealso:
     description: Policy syntax.
     link: https://openbao.org/docs/concepts/policies/
 author:
-  - mailmesh.imap maintainers
+  - mailmesh.imap maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -22,6 +22,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
+    description: Reads the live state and reports what would change; writes nothing.
   diff_mode:
     support: full
     description: Shows the mount's type, description and TTLs (seconds) before and after.
@@ -59,7 +60,7 @@ seealso:
     description: The C(sys/mounts) endpoints.
     link: https://openbao.org/api-docs/system/mounts/
 author:
-  - mailmesh.imap maintainers
+  - mailmesh.imap maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
