@@ -327,7 +327,7 @@ def argument_spec():
         chain_path=dict(type="path"),
         fullchain_path=dict(type="path"),
         cert_mode=dict(type="raw", default="0644"),
-        key_type=dict(type="str", default="ec", choices=["ec", "rsa"]),
+        key_type=dict(type="str", default="ec", choices=["ec", "rsa"], no_log=False),
         key_bits=dict(type="int", no_log=False),
         rotate_key=dict(type="bool", default=False, no_log=False),
         force=dict(type="bool", default=False),

@@ -144,6 +144,7 @@ def test_create_repeat_check(pki, files, run_module):
     assert result.changed and not result.failed, result
     assert result["reasons"] == ["missing"] and result["key_generated"]
     assert_no_secrets(result, files)
+    assert not result.get("warnings"), result.get("warnings")  # e.g. no_log heuristics
     assert mode(files.key) == 0o600
     assert mode(files.cert) == mode(files.chain) == mode(files.fullchain) == 0o644
     cert = files.cert_obj()
