@@ -69,8 +69,8 @@ if [ "${ARCH}" != "${host_arch}" ]; then
     mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
   fi
   case "${ARCH}" in
-    arm64) qemu=qemu-aarch64 ;;
-    armhf|armel) qemu=qemu-arm ;;
+    arm64) qemu="qemu-aarch64" ;;
+    armhf|armel) qemu="qemu-arm" ;;
     *) qemu="qemu-${ARCH}" ;;
   esac
   update-binfmts --enable "${qemu}" || true
@@ -117,4 +117,6 @@ tar --numeric-owner --xattrs -C "${rootfs}" -c . \
       --change 'CMD ["/lib/systemd/systemd"]' \
       - "${tag}" >/dev/null
 rm -rf "${rootfs}"
+# The previous build of this image lost its tag: drop it unless a container uses it.
+docker image prune --force --filter "label=org.mailmesh.image=${image}" >/dev/null || true
 say "built ${tag} (recipe ${recipe_sum:0:12}) in $((SECONDS - started))s"
