@@ -1,0 +1,188 @@
+"""What a user of vault_server sees: OpenBao runs hardened, is initialized and
+unsealed, serves a certificate from its own PKI, and each client host's AppRole can
+sign certificates for that host's own names only."""
+
+import json
+import os
+
+import pytest
+import testinfra
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+SERVICE = "openbao"
+CA_FILE = "/etc/mailmesh/vault/ca.pem"
+APPROLE_FILE = "/etc/mailmesh/vault/approle.json"
+VAULT_URL = "https://vault1:8200"
+INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE") or os.path.join(
+    os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "."), "inventory"
+)
+INIT_FILE = os.path.join(
+    os.environ.get("MOLECULE_PROJECT_DIRECTORY", "."), ".build", "molecule", "vault_server", "vault1-init.json"
+)
+
+
+def _host(name):
+    return testinfra.get_host("ansible://" + name, ansible_inventory=INVENTORY)
+
+
+@pytest.fixture(scope="module")
+def vault1():
+    return _host("vault1")
+
+
+@pytest.fixture(scope="module")
+def gw1():
+    return _host("gw1")
+
+
+@pytest.fixture(scope="module")
+def store1():
+    return _host("store1")
+
+
+def _journal(host):
+    return host.run("journalctl -u %s --no-pager -n 80", SERVICE).stdout
+
+
+def test_service_active_and_enabled(vault1):
+    service = vault1.service(SERVICE)
+    assert service.is_running, "%s is not running:\n%s" % (SERVICE, _journal(vault1))
+    assert service.is_enabled
+
+
+def test_unit_is_hardened(vault1):
+    props = vault1.check_output(
+        "systemctl show %s -p User -p ProtectSystem -p NoNewPrivileges -p PrivateTmp "
+        "-p CapabilityBoundingSet -p Restart -p LimitNOFILE", SERVICE
+    )
+    assert "User=openbao" in props
+    assert "ProtectSystem=strict" in props
+    assert "NoNewPrivileges=yes" in props
+    assert "PrivateTmp=yes" in props
+    assert "CapabilityBoundingSet=cap_ipc_lock" in props
+    assert "Restart=on-failure" in props
+
+
+def test_initialized_and_unsealed(vault1):
+    cmd = vault1.run(
+        "env BAO_ADDR=https://127.0.0.1:8200 BAO_CACERT=%s bao status -format=json", CA_FILE
+    )
+    assert cmd.rc == 0, "bao status failed (rc %d): %s\n%s" % (cmd.rc, cmd.stderr, _journal(vault1))
+    status = json.loads(cmd.stdout)
+    assert status["initialized"] is True
+    assert status["sealed"] is False
+    assert status["storage_type"] == "raft"
+
+
+def test_listener_certificate_is_issued_by_the_pki(vault1):
+    issuer = vault1.check_output(
+        "openssl s_client -connect 127.0.0.1:8200 -servername vault1 -CAfile %s </dev/null 2>/dev/null"
+        " | openssl x509 -noout -issuer", CA_FILE
+    )
+    assert "mailmesh issuing CA" in issuer
+    verify = vault1.run(
+        "openssl verify -CAfile %s -untrusted /etc/openbao/tls/vault-chain.pem /etc/openbao/tls/vault.pem",
+        CA_FILE,
+    )
+    assert verify.rc == 0, verify.stdout + verify.stderr
+
+
+@pytest.mark.parametrize("name", ["gw1", "store1"])
+def test_clients_verify_vault_with_ca_file(name):
+    host = _host(name)
+    cmd = host.run("curl -sS --fail --cacert %s %s/v1/sys/health", CA_FILE, VAULT_URL)
+    assert cmd.rc == 0, cmd.stderr
+    assert json.loads(cmd.stdout)["sealed"] is False
+
+
+@pytest.mark.parametrize("name", ["gw1", "store1"])
+def test_approle_file_is_private(name):
+    host = _host(name)
+    approle = host.file(APPROLE_FILE)
+    assert approle.exists
+    assert approle.user == "root"
+    assert approle.group == "root"
+    assert approle.mode == 0o600
+    data = json.loads(approle.content_string)
+    assert data["url"] == VAULT_URL
+    assert data["role_name"] == name
+    assert data["role_id"] and data["secret_id"]
+    ca = host.file(CA_FILE)
+    assert ca.mode == 0o644
+    assert ca.content_string.count("BEGIN CERTIFICATE") == 2
+
+
+def test_private_keys_are_not_world_readable(vault1):
+    for path in ("/etc/openbao/tls/vault-key.pem", "/etc/openbao/tls/bootstrap-key.pem"):
+        key = vault1.file(path)
+        assert key.user == "root"
+        assert key.group == "openbao"
+        assert key.mode & 0o007 == 0, "%s is world-accessible" % path
+    # The bootstrap CA's key was deleted right after it signed the bootstrap certificate.
+    assert not vault1.run("ls /etc/openbao/tls/ | grep -i ca-key").stdout.strip()
+
+
+def test_controller_init_file_is_private():
+    assert os.stat(INIT_FILE).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.dirname(INIT_FILE)).st_mode & 0o777 == 0o700
+
+
+def _csr(common_name):
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _api(host, method, path, token=None, body=None):
+    """Call the Vault API from `host` with curl; returns (status, parsed body)."""
+    args = ["curl", "-sS", "--cacert", CA_FILE, "-X", method, "-w", "\n%{http_code}"]
+    if token:
+        args += ["-H", "X-Vault-Token: " + token]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
+    args.append(VAULT_URL + "/v1/" + path)
+    cmd = host.run(" ".join(["%s"] * len(args)), *args)
+    assert cmd.rc == 0, cmd.stderr
+    text, _, code = cmd.stdout.rpartition("\n")
+    return int(code), (json.loads(text) if text.strip() else {})
+
+
+@pytest.fixture(scope="module")
+def gw1_token(gw1):
+    creds = json.loads(gw1.file(APPROLE_FILE).content_string)
+    status, body = _api(
+        gw1, "POST", "auth/%s/login" % creds["approle_mount"],
+        body={"role_id": creds["role_id"], "secret_id": creds["secret_id"]},
+    )
+    assert status == 200, body
+    return creds, body["auth"]["client_token"]
+
+
+def test_gw1_approle_signs_its_own_name(gw1, gw1_token):
+    creds, token = gw1_token
+    status, body = _api(
+        gw1, "POST", "%s/sign/%s" % (creds["mount"], creds["pki_role"]), token,
+        {"csr": _csr("gw1"), "common_name": "gw1", "alt_names": "imap.gw1.test"},
+    )
+    assert status == 200, body
+    cert = x509.load_pem_x509_certificate(body["data"]["certificate"].encode())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "gw1"
+    assert set(sans.get_values_for_type(x509.DNSName)) == {"gw1", "imap.gw1.test"}
+
+
+@pytest.mark.parametrize("role", ["gateways", "mailstores"])
+def test_gw1_approle_is_refused_store1s_name(gw1, gw1_token, role):
+    creds, token = gw1_token
+    status, body = _api(
+        gw1, "POST", "%s/sign/%s" % (creds["mount"], role), token,
+        {"csr": _csr("store1"), "common_name": "store1"},
+    )
+    assert status == 403, body
