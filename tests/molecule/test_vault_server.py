@@ -64,6 +64,8 @@ def scenario_run(request):
         os.unlink(INIT_FILE)  # only this run's secrets count
     capman = request.config.pluginmanager.getplugin("capturemanager")
     with capman.global_and_fixture_disabled(), open(LOG_FILE, "w", encoding="utf-8") as log:
+        # `--destroy never` also skips the first destroy: clear leftovers explicitly.
+        _run_streamed(["molecule", "destroy", "-s", SCENARIO], log)
         rc, output = _run_streamed(["molecule", "test", "-s", SCENARIO, "--destroy", "never"], log)
         secret_ids = {}
         if rc == 0:
