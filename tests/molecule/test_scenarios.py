@@ -1,7 +1,9 @@
 """Run every molecule scenario (molecule/*/molecule.yml) with ``molecule test``.
 
 Molecule's output is streamed to the terminal while it runs (not captured), so a
-failing converge, idempotence or verify step can be read in place.
+failing converge, idempotence or verify step can be read in place. A scenario that has
+its own wrapper, tests/molecule/test_<scenario>.py (to search the output, run extra
+steps...), is left to that wrapper and not run twice.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MOLECULE_DIR = os.path.join(REPO_ROOT, "molecule")
+WRAPPER_DIR = os.path.dirname(os.path.abspath(__file__))
 # Per scenario; MOLECULE_SCENARIO_TIMEOUT (seconds) overrides it.
 TIMEOUT = int(os.environ.get("MOLECULE_SCENARIO_TIMEOUT", "2700"))
 
@@ -26,7 +29,12 @@ def discover_scenarios() -> list[str]:
     )
 
 
+def has_own_wrapper(scenario: str) -> bool:
+    return os.path.isfile(os.path.join(WRAPPER_DIR, "test_%s.py" % scenario))
+
+
 SCENARIOS = discover_scenarios()
+GENERIC_SCENARIOS = [name for name in SCENARIOS if not has_own_wrapper(name)]
 
 
 def test_harness_smoke_scenario_exists():
@@ -34,7 +42,7 @@ def test_harness_smoke_scenario_exists():
     assert "harness_smoke" in SCENARIOS, f"scenarios found: {SCENARIOS}"
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("scenario", GENERIC_SCENARIOS)
 def test_molecule_scenario(scenario, capfd):
     command = ["molecule", "test", "-s", scenario]
     with capfd.disabled():
