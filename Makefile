@@ -60,9 +60,12 @@ docker:
 images: docker
 	@for image in $(IMAGES); do bash tests/harness/build-image.sh "$$image" || exit $$?; done
 
+# ANSIBLE_HOME under .build: ansible-lint puts $$ANSIBLE_HOME/collections first in the
+# collections path; ~/.ansible/collections may hold a stale copy of this collection.
 lint: venv
 	@echo "==> lint: ansible-lint (profile production)"
-	@ansible-lint
+	@mkdir -p $(BUILD)/ansible-lint-home
+	@ANSIBLE_HOME=$(BUILD)/ansible-lint-home ansible-lint
 
 # ansible-test runs on the built tarball installed under .build/sanity, as a user would get it.
 sanity: venv
