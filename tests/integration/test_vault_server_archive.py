@@ -65,7 +65,8 @@ def _mirror(root, bao, checksum=None):
     (release / ARCHIVE).write_bytes(data)
     digest = checksum or hashlib.sha256(data).hexdigest()
     (release / "checksums-linux.txt").write_text(
-        "%s  bao_%s_linux_amd64.deb\n%s  %s\n" % ("0" * 64, VERSION, digest, ARCHIVE)
+        "%s  bao_%s_linux_amd64.deb\n%s  %s\n" % ("0" * 64, VERSION, digest, ARCHIVE),
+        encoding="utf-8",
     )
 
 
@@ -114,7 +115,7 @@ def _run_install(tmp_path, base, fresh=True):
             # The install notifies "Restart Vault"; there is no service on the controller.
             - name: End the play before the handlers
               ansible.builtin.meta: end_play
-        """))
+        """), encoding="utf-8")
     env = dict(os.environ)
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".build" / "collections"))
     env["ANSIBLE_NOCOLOR"] = "1"
