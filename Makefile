@@ -33,7 +33,7 @@ help:
 	@echo "make lab-down     remove the lab containers"
 	@echo "make venv | docker | images | lint | sanity | units | integration"
 	@echo "make molecule [SCENARIO=name]   all scenarios through pytest, or one with molecule test"
-	@echo "make clean        remove .venv and .build (Docker images are kept)"
+	@echo "make clean        remove .venv and .build but its dockerd log (Docker images are kept)"
 
 venv: $(VENV_STAMP) collection
 
@@ -123,5 +123,6 @@ lab-down:
 	fi
 
 clean:
-	@echo "==> clean: .venv .build .pytest_cache (Docker images and dockerd stay)"
-	@rm -rf $(VENV) $(BUILD)/collections $(BUILD)/dist $(BUILD)/sanity $(BUILD)/images .pytest_cache
+	@echo "==> clean: .venv .build (but .build/log) .pytest_cache (Docker images and dockerd stay)"
+	@rm -rf $(VENV) .pytest_cache
+	@if [ -d $(BUILD) ]; then find $(BUILD) -mindepth 1 -maxdepth 1 ! -name log -exec rm -rf {} +; fi
