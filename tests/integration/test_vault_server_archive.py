@@ -138,14 +138,14 @@ def _run_install(tmp_path, base, fresh=True):
 def test_archive_install_from_mirror(tmp_path, served, bao_bytes):
     mirror, base = served
     _mirror(mirror, bao_bytes)
-    proc, dest, _ = _run_install(tmp_path, base)
+    proc, dest, _cache = _run_install(tmp_path, base)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert dest.read_bytes() == bao_bytes
     assert os.access(dest, os.X_OK)
     version = subprocess.run([str(dest), "version"], capture_output=True, text=True, check=True).stdout
     assert "OpenBao v" + VERSION in version
     # A second run downloads nothing and changes nothing.
-    again, _, _ = _run_install(tmp_path, base, fresh=False)
+    again, _dest, _cache = _run_install(tmp_path, base, fresh=False)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "changed=0 " in again.stdout, again.stdout
 
