@@ -11,15 +11,18 @@ VENV_SITE   := $(VENV)/lib/python$(PY_VERSION)/site-packages
 VENV_STAMP  := $(VENV)/.requirements-installed
 REQUIREMENTS := requirements/controller.txt
 BUILD       := $(CURDIR)/.build
-IMAGES      ?= debian12
+IMAGES      ?= debian12 debian13
 SCENARIO    ?=
 
 export PATH := $(VENV)/bin:$(PATH)
 # .build/collections gives mailmesh.imap (a symlink to this repo), the venv's
 # site-packages gives community.docker & co. from the `ansible` PyPI package.
 export ANSIBLE_COLLECTIONS_PATH := $(BUILD)/collections:$(VENV_SITE)
+# Colour for people at a terminal; plain text in CI, whose log is read by machines too.
+ifndef CI
 export ANSIBLE_FORCE_COLOR := 1
 export PY_COLORS := 1
+endif
 
 # Only directories that exist: git keeps no empty folder, and pytest fails on a missing path.
 PYTEST_PATHS := $(wildcard tests/unit tests/integration tests/molecule)
