@@ -1,0 +1,188 @@
+"""What a user of the dovecot role sees on both mail stores (Dovecot 2.3 on Debian 12,
+2.4 on Debian 13): IMAPS with a certificate from the Vault PKI, mail in a Maildir,
+plain IMAP only on loopback and for the gateways' PROXY connections, a forced
+certificate renewal that reloads Dovecot, and plaintext passwords refused up front."""
+
+import email.message
+import imaplib
+import json
+import os
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+import testinfra
+from cryptography import x509
+
+INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE") or os.path.join(
+    os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "."), "inventory"
+)
+SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STORES = {"dv-store12": "2.3", "dv-store13": "2.4"}
+USER, PASSWORD = "alice@example.test", "alice-test-pass"
+MAILDIR = "/var/vmail/example.test/alice/Maildir"
+PROXY_PORT = 10143
+PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "proxy_probe.py")
+
+
+def _host(name):
+    return testinfra.get_host("ansible://" + name, ansible_inventory=INVENTORY)
+
+
+def _ip(container):
+    out = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", container],
+        check=True, capture_output=True, text=True, timeout=30,
+    ).stdout
+    return out.split()[0]
+
+
+def _journal(host):
+    return host.run("journalctl -u dovecot --no-pager -n 60").stdout
+
+
+@pytest.fixture(scope="module")
+def ca_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    path.write_text(_host("dv-store12").file("/etc/mailmesh/vault/ca.pem").content_string)
+    return str(path)
+
+
+def _imaps(store, ca_file):
+    """IMAP4_SSL to the store's address, verifying the certificate for its inventory name."""
+    context = ssl.create_default_context(cafile=ca_file)
+
+    class Client(imaplib.IMAP4_SSL):
+        def _create_socket(self, timeout):
+            sock = socket.create_connection((_ip(store), 993), timeout)
+            return context.wrap_socket(sock, server_hostname=store)
+
+    return Client(store, 993, timeout=10)
+
+
+def _probe(container, store, header, password=PASSWORD):
+    subprocess.run(["docker", "cp", PROBE, container + ":/root/proxy_probe.py"], check=True, timeout=30)
+    out = subprocess.run(
+        ["docker", "exec", container, "python3", "/root/proxy_probe.py", store, str(PROXY_PORT), header, USER, password],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_service_runs_hardened(store):
+    host = _host(store)
+    assert host.service("dovecot").is_running, _journal(host)
+    assert host.service("dovecot").is_enabled
+    assert host.check_output("dovecot --version").startswith(STORES[store] + ".")
+    props = host.check_output("systemctl show dovecot -p NoNewPrivileges -p ProtectHome -p LimitNOFILE")
+    assert "NoNewPrivileges=yes" in props and "ProtectHome=yes" in props and "LimitNOFILE=65536" in props
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_tls_files(store):
+    host = _host(store)
+    key = host.file("/etc/mailmesh/tls/dovecot/key.pem")
+    assert (key.user, key.group, key.mode) == ("root", "root", 0o640)
+    users = host.file("/etc/dovecot/users")
+    assert (users.user, users.group, users.mode) == ("root", "dovecot", 0o640)
+    assert "alice-test-pass" not in users.content_string
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_imaps_login_append_lands_in_maildir(store, ca_file):
+    subject = "mailmesh test %s %d" % (store, time.time_ns())
+    message = email.message.EmailMessage()
+    message["From"], message["To"], message["Subject"] = "bob@example.test", USER, subject
+    message.set_content("hello from the dovecot scenario\n")
+    with _imaps(store, ca_file) as client:
+        cert = x509.load_der_x509_certificate(client.sock.getpeercert(binary_form=True))
+        assert store in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        assert client.sock.version() in ("TLSv1.2", "TLSv1.3")
+        client.login(USER, PASSWORD)
+        typ, _ = client.append("INBOX", None, None, message.as_bytes())
+        assert typ == "OK"
+        client.logout()
+    found = _host(store).run("grep -rl -- %s %s", subject, MAILDIR)
+    assert found.rc == 0 and found.stdout.strip(), "message not in %s" % MAILDIR
+    owner = _host(store).file(found.stdout.split()[0])
+    assert owner.user == "vmail"
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_imaps_wrong_password_refused(store, ca_file):
+    with _imaps(store, ca_file) as client:
+        with pytest.raises(imaplib.IMAP4.error):
+            client.login(USER, "not-the-password")
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_plain_imap_is_loopback_only(store):
+    with socket.socket() as sock:
+        sock.settimeout(5)
+        assert sock.connect_ex((_ip(store), 143)) != 0, "143 answers on the network"
+    # On loopback (the later Envoy ingress) LOGIN works without TLS.
+    script = (
+        "import imaplib; c = imaplib.IMAP4('127.0.0.1', 143); "
+        "print(c.login(%r, %r)[0]); c.logout()" % (USER, PASSWORD)
+    )
+    assert _host(store).check_output("python3 -c %s", script) == "OK"
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_proxy_header_from_gateway_gives_client_address(store):
+    client_ip = "203.0.113.%d" % (12 if store == "dv-store12" else 13)
+    header = "PROXY TCP4 %s %s 50123 143" % (client_ip, _ip("dv-gw1"))
+    result = _probe("dv-gw1", store, header)
+    assert result["greeting"].startswith("* OK"), result
+    assert "LOGINDISABLED" not in result["greeting"], result
+    assert result["login"].startswith("a1 OK"), result
+    host = _host(store)
+    journal = host.run("journalctl -u dovecot --no-pager --since -5min").stdout
+    assert "rip=%s" % client_ip in journal, journal[-3000:]
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_proxy_header_from_other_host_rejected(store):
+    header = "PROXY TCP4 203.0.113.99 %s 50123 143" % _ip("dv-gw1")
+    result = _probe("dv-vault1", store, header)
+    assert not result["login"].startswith("a1 OK"), result
+    assert not result["greeting"].startswith("* OK"), result
+
+
+def test_forced_renewal_reloaded_dovecot(ca_file):
+    """side_effect forced a renewal on dv-store12: the cross-role handler reloaded
+    Dovecot, and 993 serves the certificate now on disk."""
+    host = _host("dv-store12")
+    marker = host.file("/root/dv-renewal-marker").content_string.strip()
+    journal = host.run("journalctl -u dovecot --no-pager --since @%s", marker).stdout
+    assert "Reload" in journal or "SIGHUP" in journal, journal
+    on_disk = x509.load_pem_x509_certificate(host.file("/etc/mailmesh/tls/dovecot/cert.pem").content)
+    with _imaps("dv-store12", ca_file) as client:
+        served = x509.load_der_x509_certificate(client.sock.getpeercert(binary_form=True))
+        client.logout()
+    assert served.serial_number == on_disk.serial_number
+
+
+def test_plaintext_password_fails_before_any_change(tmp_path):
+    host = _host("dv-store13")
+    before = host.check_output("sha256sum /etc/dovecot/users /etc/dovecot/dovecot.conf")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"dovecot_users": [
+        {"name": "alice@example.test", "password_hash": "{SHA512-CRYPT}$6$abc$def"},
+        {"name": "mallory@example.test", "password_hash": "Hunter2-plaintext"},
+    ]}))
+    run = subprocess.run(
+        ["ansible-playbook", "-i", INVENTORY, "-e", "@%s" % bad,
+         os.path.join(SCENARIO_DIR, "plaintext_password.yml")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode != 0, output
+    assert "Refuse plaintext passwords in dovecot_users" in output, output
+    assert "mallory@example.test" in output and "dovecot_users" in output, output
+    assert "Hunter2-plaintext" not in output
+    assert "changed=0" in output, output
+    assert host.check_output("sha256sum /etc/dovecot/users /etc/dovecot/dovecot.conf") == before
