@@ -1,0 +1,367 @@
+"""What a user of nginx_mail sees: an IMAP gateway on 993 (TLS from the Vault PKI) and
+143 (STARTTLS required before LOGIN) that sends each user to their mail store, whose
+config never goes live unless NGINX accepted it, and whose certificate renewal reloads
+NGINX without dropping an open session."""
+
+import imaplib
+import os
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+import testinfra
+from cryptography import x509
+
+SERVICE = "nginx"
+GATEWAY = "nx-gw1"
+STORES = ("nx-store1", "nx-store2")
+CA_FILE = "/etc/mailmesh/vault/ca.pem"
+CERT_FILE = "/etc/mailmesh/tls/nginx/cert.pem"
+LIVE_FILES = ("/etc/nginx/nginx.conf", "/etc/nginx/mailmesh/mail.conf", "/etc/nginx/mailmesh/auth_http.conf")
+STAGED_MAIL_CONF = "/var/lib/mailmesh/nginx_mail/staging/mailmesh/mail.conf"
+AUTH_URL = "http://127.0.0.1:9143/auth"
+PROXY_PORT = "10143"
+USERS = {
+    "alice@example.test": "alice-secret",
+    "bob@example.test": "bob-secret",
+    "user01@example.test": "user-secret",
+}
+INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE") or os.path.join(
+    os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "."), "inventory"
+)
+SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _host(name):
+    return testinfra.get_host("ansible://" + name, ansible_inventory=INVENTORY)
+
+
+@pytest.fixture(scope="module")
+def gw1():
+    return _host(GATEWAY)
+
+
+@pytest.fixture(scope="module")
+def stores():
+    return {name: _host(name) for name in STORES}
+
+
+@pytest.fixture(scope="module")
+def gw_ip(gw1):
+    return gw1.interface("eth0").addresses[0]
+
+
+@pytest.fixture(scope="module")
+def tls_context(gw1, tmp_path_factory):
+    """Verifies the gateway against the Vault CA bundle copied out of the gateway."""
+    ca_path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca_path.write_text(gw1.file(CA_FILE).content_string, encoding="utf-8")
+    context = ssl.create_default_context(cafile=str(ca_path))
+    context.check_hostname = True
+    return context
+
+
+def _imaps(address, context, timeout=15):
+    """IMAP4_SSL to the container's IP, checking the certificate for the name nx-gw1."""
+
+    class _Client(imaplib.IMAP4_SSL):
+        def _create_socket(self, timeout):
+            sock = socket.create_connection((self.host, self.port), timeout)
+            return self.ssl_context.wrap_socket(sock, server_hostname=GATEWAY)
+
+    return _Client(address, 993, ssl_context=context, timeout=timeout)
+
+
+def _close(client):
+    """Close a client that logout() has not closed already."""
+    if client.state != "LOGOUT":
+        client.shutdown()
+
+
+def _serial(client):
+    der = client.sock.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def _journal(host):
+    return host.run("journalctl -u %s --no-pager -n 60", SERVICE).stdout
+
+
+def _auth(gw1, user, attempt=1, client_ip="192.0.2.10"):
+    """Ask auth_http the way NGINX does; returns the response headers (lower-cased names)."""
+    cmd = gw1.run(
+        "curl -sS -o /dev/null -D - -H %s -H 'Auth-Pass: x' -H 'Auth-Method: plain' "
+        "-H 'Auth-Protocol: imap' -H %s -H %s %s",
+        "Auth-User: " + user, "Auth-Login-Attempt: %d" % attempt, "Client-IP: " + client_ip, AUTH_URL,
+    )
+    assert cmd.rc == 0, cmd.stderr
+    headers = {}
+    for line in cmd.stdout.splitlines()[1:]:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def _store_ip(host):
+    return host.interface("eth0").addresses[0]
+
+
+def _gateway_play(*extra):
+    """Run the gateway play (the role alone) against the scenario's inventory."""
+    env = dict(os.environ)
+    ephemeral_cfg = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""), "ansible.cfg")
+    if "ANSIBLE_CONFIG" not in env and os.path.isfile(ephemeral_cfg):
+        env["ANSIBLE_CONFIG"] = ephemeral_cfg
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    return subprocess.run(
+        ["ansible-playbook", "-i", INVENTORY, os.path.join(SCENARIO_DIR, "gateway.yml"), *extra],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+
+
+def _live_state(gw1):
+    digests = {path: gw1.file(path).sha256sum for path in LIVE_FILES}
+    return digests, gw1.file("/run/nginx.pid").content_string.strip()
+
+
+# --- the service -----------------------------------------------------------------
+
+
+def test_service_active_and_enabled(gw1):
+    service = gw1.service(SERVICE)
+    assert service.is_running, "%s is not running:\n%s" % (SERVICE, _journal(gw1))
+    assert service.is_enabled
+
+
+def test_mail_module_from_the_distribution(gw1):
+    assert gw1.package("libnginx-mod-mail").is_installed
+    assert gw1.package("nginx").version.startswith("1.22")
+
+
+def test_live_tree_is_the_validated_staging_tree(gw1):
+    for path in LIVE_FILES:
+        staged = path.replace("/etc/nginx/", "/var/lib/mailmesh/nginx_mail/staging/")
+        assert gw1.file(path).sha256sum == gw1.file(staged).sha256sum, path
+    assert gw1.run("nginx -t -q").rc == 0
+
+
+def test_auth_http_listens_on_loopback_only(gw1):
+    listening = gw1.check_output("ss -Htln")
+    assert "127.0.0.1:9143" in listening
+    assert "0.0.0.0:9143" not in listening and "*:9143" not in listening
+
+
+# --- TLS and STARTTLS --------------------------------------------------------------
+
+
+def test_imaps_verifies_against_the_vault_ca(gw_ip, tls_context):
+    client = _imaps(gw_ip, tls_context)
+    try:
+        assert client.sock.version() in ("TLSv1.2", "TLSv1.3")
+        assert "IMAP4REV1" in client.capabilities
+        assert "ID" not in client.capabilities
+        assert "AUTH=PLAIN" in client.capabilities
+    finally:
+        _close(client)
+
+
+def test_old_tls_versions_are_refused(gw_ip):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.maximum_version = ssl.TLSVersion.TLSv1_1
+    context.minimum_version = ssl.TLSVersion.TLSv1
+    with socket.create_connection((gw_ip, 993), 10) as sock:
+        with pytest.raises(ssl.SSLError):
+            context.wrap_socket(sock, server_hostname=GATEWAY)
+
+
+def test_imap_143_requires_starttls_before_login(gw_ip, tls_context):
+    client = imaplib.IMAP4(gw_ip, 143, timeout=15)
+    try:
+        assert "STARTTLS" in client.capabilities
+        assert "LOGINDISABLED" in client.capabilities
+        with pytest.raises(imaplib.IMAP4.error):
+            client._simple_command("LOGIN", "alice@example.test", "alice-secret")  # pylint: disable=protected-access
+    finally:
+        _close(client)
+
+    client = imaplib.IMAP4(gw_ip, 143, timeout=15)
+    try:
+        client.sock.settimeout(15)
+        typ, _data = client.starttls(ssl_context=_named(tls_context))
+        assert typ == "OK"
+        assert "LOGINDISABLED" not in client.capabilities
+        typ, _data = client.login("user01@example.test", USERS["user01@example.test"])
+        assert typ == "OK"
+        client.logout()
+    finally:
+        _close(client)
+
+
+def _named(context):
+    """imaplib's starttls wraps with server_hostname=self.host (an IP here): check the name instead."""
+
+    class _Context(ssl.SSLContext):
+        def wrap_socket(self, sock, *args, **kwargs):  # pylint: disable=arguments-differ
+            kwargs["server_hostname"] = GATEWAY
+            return context.wrap_socket(sock, *args, **kwargs)
+
+    return _Context(ssl.PROTOCOL_TLS_CLIENT)
+
+
+# --- auth_http -------------------------------------------------------------------
+
+
+def test_mapped_users_go_to_their_store(gw1, stores):
+    for user, store in (("alice@example.test", "nx-store1"), ("bob@example.test", "nx-store2")):
+        headers = _auth(gw1, user)
+        assert headers["auth-status"] == "OK", headers
+        assert headers["auth-server"] == _store_ip(stores[store]), headers
+        assert headers["auth-port"] == PROXY_PORT, headers
+        assert "auth-pass" not in headers, "auth_http must not replace the client's password"
+        assert "auth-wait" not in headers, headers
+
+
+def test_unmapped_users_spread_stably_over_the_stores(gw1, stores):
+    addresses = {_store_ip(host): name for name, host in stores.items()}
+    users = ["someone%02d@example.test" % i for i in range(24)]
+    first = {user: _auth(gw1, user, client_ip="192.0.2.%d" % (20 + i)) for i, user in enumerate(users)}
+    for headers in first.values():
+        assert headers["auth-status"] == "OK", headers
+        assert headers["auth-server"] in addresses, headers
+    assert {headers["auth-server"] for headers in first.values()} == set(addresses), "all users on one store"
+    again = {user: _auth(gw1, user, client_ip="192.0.2.99") for user in users}
+    assert {u: h["auth-server"] for u, h in again.items()} == {u: h["auth-server"] for u, h in first.items()}
+
+
+def test_unknown_store_is_a_clean_no_with_a_wait(gw1):
+    headers = _auth(gw1, "dave@example.test")
+    assert headers["auth-status"] == "Mailbox temporarily unavailable", headers
+    assert "auth-server" not in headers
+    assert headers["auth-wait"] == "2"
+    # the last allowed attempt: no wait, so NGINX closes the session
+    assert "auth-wait" not in _auth(gw1, "dave@example.test", attempt=5)
+
+
+def test_floods_are_throttled(gw1):
+    cmd = gw1.run(
+        "for i in $(seq 60); do curl -s -o /dev/null -D - -H 'Auth-User: flood@example.test' "
+        "-H 'Auth-Login-Attempt: 1' -H 'Client-IP: 198.51.100.7' %s & done; wait", AUTH_URL
+    )
+    statuses = [line.split(":", 1)[1].strip() for line in cmd.stdout.splitlines()
+                if line.lower().startswith("auth-status:")]
+    assert len(statuses) == 60, cmd.stdout
+    assert "Too many login attempts, try again later" in statuses
+    assert "OK" in statuses
+
+
+# --- end to end through the real Dovecot stores ----------------------------------------
+
+
+def test_login_end_to_end_lands_on_the_routed_store(gw1, gw_ip, tls_context, stores):
+    client = _imaps(gw_ip, tls_context)
+    try:
+        typ, _data = client.login("alice@example.test", USERS["alice@example.test"])
+        assert typ == "OK"
+        typ, _data = client.select("INBOX")
+        assert typ == "OK"
+        # the store sees the client's address (PROXY protocol), not the gateway's
+        who = stores["nx-store1"].check_output("doveadm who -1")
+        assert "alice@example.test" in who, who
+        assert gw_ip not in who.split("alice@example.test", 1)[1].splitlines()[0], who
+        assert "alice@example.test" not in stores["nx-store2"].check_output("doveadm who -1")
+        client.logout()
+    finally:
+        _close(client)
+
+    routed = _auth(gw1, "user01@example.test")["x-mailmesh-store"]
+    other = next(name for name in STORES if name != routed)
+    assert stores[routed].file("/var/vmail/example.test/user01").exists
+    assert not stores[other].file("/var/vmail/example.test/user01").exists
+
+
+def test_wrong_password_is_refused_by_the_store(gw_ip, tls_context):
+    client = _imaps(gw_ip, tls_context)
+    try:
+        with pytest.raises(imaplib.IMAP4.error):
+            client.login("bob@example.test", "not-bob's-password")
+    finally:
+        _close(client)
+
+
+def test_unknown_store_login_gets_no(gw_ip, tls_context):
+    client = _imaps(gw_ip, tls_context)
+    try:
+        started = time.monotonic()
+        with pytest.raises(imaplib.IMAP4.error, match="Mailbox temporarily unavailable"):
+            client.login("dave@example.test", "whatever")
+        assert time.monotonic() - started >= 1.5, "no Auth-Wait delay"
+    finally:
+        _close(client)
+
+
+# --- a bad config never goes live ----------------------------------------------------
+
+
+def test_broken_variable_leaves_the_live_config_untouched(gw1, gw_ip, tls_context):
+    before = _live_state(gw1)
+    run = _gateway_play("-e", "nginx_mail_proxy_timeout=forever")
+    tail = run.stdout[-3000:] + run.stderr[-2000:]
+    assert run.returncode != 0, tail
+    assert "Validate the staged configuration" in run.stdout, tail
+    # (the yaml callback wraps long lines)
+    assert '"proxy_timeout" directive invalid value' in " ".join(run.stdout.split()), tail
+    # the broken tree was rendered and rejected in staging ...
+    assert "proxy_timeout forever;" in gw1.file(STAGED_MAIL_CONF).content_string
+    # ... while the live tree and the running master stayed as they were
+    assert _live_state(gw1) == before
+    assert "proxy_timeout forever" not in gw1.file("/etc/nginx/mailmesh/mail.conf").content_string
+    _close(_imaps(gw_ip, tls_context))
+
+
+# --- renewal: reload, never restart ----------------------------------------------------
+
+
+def test_forced_renewal_reloads_without_dropping_open_sessions(gw1, gw_ip, tls_context):
+    _digests, pid_before = _live_state(gw1)
+    client = _imaps(gw_ip, tls_context, timeout=30)
+    try:
+        assert client.login("alice@example.test", USERS["alice@example.test"])[0] == "OK"
+        assert client.select("INBOX")[0] == "OK"
+        old_serial = _serial(client)
+
+        run = _gateway_play("-e", '{"nginx_mail_cert_force": true}')
+        assert run.returncode == 0, run.stdout[-4000:]
+        assert "RUNNING HANDLER [mailmesh.imap.nginx_mail : Reload NGINX]" in run.stdout
+
+        new_serial = x509.load_pem_x509_certificate(
+            gw1.file(CERT_FILE).content_string.encode()).serial_number
+        assert new_serial != old_serial
+        assert gw1.file("/run/nginx.pid").content_string.strip() == pid_before, "NGINX was restarted"
+
+        # the open session goes on
+        assert client.noop()[0] == "OK"
+        assert client.select("INBOX")[0] == "OK"
+
+        # new sessions see the new certificate (workers replaced within seconds)
+        seen = None
+        for _attempt in range(20):
+            fresh = _imaps(gw_ip, tls_context)
+            seen = _serial(fresh)
+            _close(fresh)
+            if seen == new_serial:
+                break
+            time.sleep(0.5)
+        assert seen == new_serial
+
+        assert client.noop()[0] == "OK"
+        client.logout()
+    finally:
+        _close(client)
+    # the renewal run also restored a valid staging tree
+    assert "proxy_timeout forever" not in gw1.file(STAGED_MAIL_CONF).content_string
