@@ -225,6 +225,8 @@ def test_mapped_users_go_to_their_store(gw1, stores):
         assert headers["auth-port"] == PROXY_PORT, headers
         assert "auth-pass" not in headers, "auth_http must not replace the client's password"
         assert "auth-wait" not in headers, headers
+    # the explicit map ignores case
+    assert _auth(gw1, "ALICE@Example.test")["x-mailmesh-store"] == "nx-store1"
 
 
 def test_unmapped_users_spread_stably_over_the_stores(gw1, stores):
@@ -279,10 +281,18 @@ def test_login_end_to_end_lands_on_the_routed_store(gw1, gw_ip, tls_context, sto
     finally:
         _close(client)
 
+    # an unmapped user lands on the store auth_http hashed it to, and only there
     routed = _auth(gw1, "user01@example.test")["x-mailmesh-store"]
     other = next(name for name in STORES if name != routed)
-    assert stores[routed].file("/var/vmail/example.test/user01").exists
-    assert not stores[other].file("/var/vmail/example.test/user01").exists
+    client = _imaps(gw_ip, tls_context)
+    try:
+        assert client.login("user01@example.test", USERS["user01@example.test"])[0] == "OK"
+        assert client.select("INBOX")[0] == "OK"
+        assert "user01@example.test" in stores[routed].check_output("doveadm who -1")
+        assert "user01@example.test" not in stores[other].check_output("doveadm who -1")
+        client.logout()
+    finally:
+        _close(client)
 
 
 def test_wrong_password_is_refused_by_the_store(gw_ip, tls_context):
@@ -314,8 +324,8 @@ def test_broken_variable_leaves_the_live_config_untouched(gw1, gw_ip, tls_contex
     tail = run.stdout[-3000:] + run.stderr[-2000:]
     assert run.returncode != 0, tail
     assert "Validate the staged configuration" in run.stdout, tail
-    # (the yaml callback wraps long lines)
-    assert '"proxy_timeout" directive invalid value' in " ".join(run.stdout.split()), tail
+    # the failure (on stderr) names the directive; the yaml callback may wrap lines
+    assert '"proxy_timeout" directive invalid value' in " ".join((run.stdout + run.stderr).split()), tail
     # the broken tree was rendered and rejected in staging ...
     assert "proxy_timeout forever;" in gw1.file(STAGED_MAIL_CONF).content_string
     # ... while the live tree and the running master stayed as they were
