@@ -315,6 +315,17 @@ def test_unknown_store_login_gets_no(gw_ip, tls_context):
         _close(client)
 
 
+# --- check mode -------------------------------------------------------------------
+
+
+def test_check_mode_on_a_converged_gateway_changes_nothing(gw1):
+    before = _live_state(gw1)
+    run = _gateway_play("--check")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "changed=0" in run.stdout, run.stdout[-3000:]
+    assert _live_state(gw1) == before
+
+
 # --- a bad config never goes live ----------------------------------------------------
 
 
@@ -375,3 +386,68 @@ def test_forced_renewal_reloads_without_dropping_open_sessions(gw1, gw_ip, tls_c
         _close(client)
     # the renewal run also restored a valid staging tree
     assert "proxy_timeout forever" not in gw1.file(STAGED_MAIL_CONF).content_string
+
+
+# --- client certificates for devices (optional verification) ---------------------------
+
+
+def _self_signed(directory):
+    from cryptography.hazmat.primitives import hashes, serialization  # pylint: disable=import-outside-toplevel
+    from cryptography.hazmat.primitives.asymmetric import ec  # pylint: disable=import-outside-toplevel
+    from cryptography.x509.oid import NameOID  # pylint: disable=import-outside-toplevel
+    import datetime  # pylint: disable=import-outside-toplevel
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "intruder")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "intruder.pem", directory / "intruder-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_optional_client_certificates(gw1, gw_ip, tls_context, tmp_path):
+    # a certificate from the Vault PKI with clientAuth: the gateway's own, sent with its
+    # issuing CA (full chain), as a device must: NGINX trusts the root CA bundle
+    cert_path, key_path = tmp_path / "client.pem", tmp_path / "client-key.pem"
+    cert_path.write_text(gw1.file("/etc/mailmesh/tls/nginx/fullchain.pem").content_string, encoding="utf-8")
+    key_path.write_text(gw1.file("/etc/mailmesh/tls/nginx/key.pem").content_string, encoding="utf-8")
+    key_path.chmod(0o600)
+    bad_cert, bad_key = _self_signed(tmp_path)
+
+    run = _gateway_play("-e", "nginx_mail_ssl_verify_client=optional")
+    try:
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+        mail_conf = gw1.file("/etc/nginx/mailmesh/mail.conf").content_string
+        assert "ssl_verify_client optional;" in mail_conf
+        time.sleep(1)
+
+        # ordinary clients need no certificate
+        client = _imaps(gw_ip, tls_context)
+        assert client.login("alice@example.test", USERS["alice@example.test"])[0] == "OK"
+        client.logout()
+
+        # a device with a certificate from the Vault PKI gets in
+        with_cert = ssl.create_default_context(cafile=None)
+        with_cert.load_verify_locations(cadata=gw1.file(CA_FILE).content_string)
+        with_cert.load_cert_chain(str(cert_path), str(key_path))
+        client = _imaps(gw_ip, with_cert)
+        assert client.login("bob@example.test", USERS["bob@example.test"])[0] == "OK"
+        client.logout()
+
+        # a certificate from anywhere else is refused before the greeting
+        intruder = ssl.create_default_context(cafile=None)
+        intruder.load_verify_locations(cadata=gw1.file(CA_FILE).content_string)
+        intruder.load_cert_chain(str(bad_cert), str(bad_key))
+        with pytest.raises((imaplib.IMAP4.error, ssl.SSLError, OSError)):
+            _close(_imaps(gw_ip, intruder))
+    finally:
+        restored = _gateway_play()
+        assert restored.returncode == 0, restored.stdout[-3000:] + restored.stderr[-2000:]
+    assert "ssl_verify_client" not in gw1.file("/etc/nginx/mailmesh/mail.conf").content_string
