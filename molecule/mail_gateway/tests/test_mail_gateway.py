@@ -1,10 +1,16 @@
-"""What a user of nginx_mail sees: an IMAP gateway on 993 (TLS from the Vault PKI) and
-143 (STARTTLS required before LOGIN) that sends each user to their mail store, whose
-config never goes live unless NGINX accepted it, and whose certificate renewal reloads
+"""What a user of the mail path sees: an IMAP gateway on 993 (TLS from the Vault PKI) and
+143 (STARTTLS required before LOGIN) that sends each user to their mail store (Dovecot
+2.3 on Debian 12, 2.4 on Debian 13), where the mail really lands and the client's own
+address is logged; whose config never goes live unless NGINX accepted it, whose stores
+refuse a plaintext password before any change, and whose certificate renewal reloads
 NGINX without dropping an open session."""
 
+import email.message
+import email.utils
 import imaplib
+import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -15,14 +21,17 @@ import testinfra
 from cryptography import x509
 
 SERVICE = "nginx"
-GATEWAY = "nx-gw1"
-STORES = ("nx-store1", "nx-store2")
+GATEWAY = "mg-gw1"
+STORES = ("mg-store12", "mg-store13")
 CA_FILE = "/etc/mailmesh/vault/ca.pem"
 CERT_FILE = "/etc/mailmesh/tls/nginx/cert.pem"
 LIVE_FILES = ("/etc/nginx/nginx.conf", "/etc/nginx/mailmesh/mail.conf", "/etc/nginx/mailmesh/auth_http.conf")
 STAGED_MAIL_CONF = "/var/lib/mailmesh/nginx_mail/staging/mailmesh/mail.conf"
 AUTH_URL = "http://127.0.0.1:9143/auth"
 PROXY_PORT = "10143"
+# the explicit map in molecule.yml: one user per store
+HOME_STORE = {"alice@example.test": "mg-store12", "bob@example.test": "mg-store13"}
+VMAIL_DIR = "/var/vmail"
 USERS = {
     "alice@example.test": "alice-secret",
     "bob@example.test": "bob-secret",
@@ -64,7 +73,7 @@ def tls_context(gw1, tmp_path_factory):
 
 
 def _imaps(address, context, timeout=15):
-    """IMAP4_SSL to the container's IP, checking the certificate for the name nx-gw1."""
+    """IMAP4_SSL to the container's IP, checking the certificate for the name mg-gw1."""
 
     class _Client(imaplib.IMAP4_SSL):
         def _create_socket(self, timeout):
@@ -111,6 +120,11 @@ def _store_ip(host):
 
 def _gateway_play(*extra):
     """Run the gateway play (the role alone) against the scenario's inventory."""
+    return _play("gateway.yml", *extra)
+
+
+def _play(playbook, *extra):
+    """Run one of the scenario's playbooks against the scenario's inventory."""
     env = dict(os.environ)
     ephemeral_cfg = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""), "ansible.cfg")
     if "ANSIBLE_CONFIG" not in env and os.path.isfile(ephemeral_cfg):
@@ -118,7 +132,7 @@ def _gateway_play(*extra):
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["ANSIBLE_NOCOLOR"] = "1"
     return subprocess.run(
-        ["ansible-playbook", "-i", INVENTORY, os.path.join(SCENARIO_DIR, "gateway.yml"), *extra],
+        ["ansible-playbook", "-i", INVENTORY, os.path.join(SCENARIO_DIR, playbook), *extra],
         env=env, capture_output=True, text=True, timeout=600, check=False,
     )
 
@@ -126,6 +140,56 @@ def _gateway_play(*extra):
 def _live_state(gw1):
     digests = {path: gw1.file(path).sha256sum for path in LIVE_FILES}
     return digests, gw1.file("/run/nginx.pid").content_string.strip()
+
+
+def _starttls(address, context, timeout=15):
+    """IMAP on 143, upgraded with STARTTLS, checking the certificate for the name mg-gw1."""
+    client = imaplib.IMAP4(address, 143, timeout=timeout)
+    try:
+        client.sock.settimeout(timeout)
+        typ, _data = client.starttls(ssl_context=_named(context))
+        assert typ == "OK"
+    except BaseException:
+        _close(client)
+        raise
+    return client
+
+
+CONNECT = {"993": _imaps, "143+starttls": _starttls}
+
+
+def _maildir(user):
+    local, domain = user.split("@", 1)
+    return "%s/%s/%s/Maildir" % (VMAIL_DIR, domain, local)
+
+
+def _message(user, label):
+    """A message with a subject and Message-ID no other test (or run) uses."""
+    token = "mg-%s-%d" % (label, time.time_ns())
+    message = email.message.EmailMessage()
+    message["From"], message["To"] = "carol@example.test", user
+    message["Subject"] = "mail_gateway %s" % token
+    message["Message-ID"] = "<%s@mail-gateway.test>" % token
+    message["Date"] = email.utils.formatdate()
+    message.set_content("through the gateway: %s\n" % token)
+    return token, message.as_bytes()
+
+
+def _files_with(host, token, user):
+    """Files under the user's Maildir on that host that contain token (grep on the host)."""
+    found = host.run("grep -rlF -- %s %s", token, _maildir(user))
+    assert found.rc in (0, 1, 2), found.stderr  # 1: no match, 2: no Maildir yet
+    return found.stdout.split()
+
+
+def _wait_for_files(host, token, user, attempts=20):
+    files = []
+    for _attempt in range(attempts):
+        files = _files_with(host, token, user)
+        if files:
+            break
+        time.sleep(0.25)
+    return files
 
 
 # --- the service -----------------------------------------------------------------
@@ -218,7 +282,7 @@ def _named(context):
 
 
 def test_mapped_users_go_to_their_store(gw1, stores):
-    for user, store in (("alice@example.test", "nx-store1"), ("bob@example.test", "nx-store2")):
+    for user, store in (("alice@example.test", "mg-store12"), ("bob@example.test", "mg-store13")):
         headers = _auth(gw1, user)
         assert headers["auth-status"] == "OK", headers
         assert headers["auth-server"] == _store_ip(stores[store]), headers
@@ -226,7 +290,7 @@ def test_mapped_users_go_to_their_store(gw1, stores):
         assert "auth-pass" not in headers, "auth_http must not replace the client's password"
         assert "auth-wait" not in headers, headers
     # the explicit map ignores case
-    assert _auth(gw1, "ALICE@Example.test")["x-mailmesh-store"] == "nx-store1"
+    assert _auth(gw1, "ALICE@Example.test")["x-mailmesh-store"] == "mg-store12"
 
 
 def test_unmapped_users_spread_stably_over_the_stores(gw1, stores):
@@ -273,10 +337,10 @@ def test_login_end_to_end_lands_on_the_routed_store(gw1, gw_ip, tls_context, sto
         typ, _data = client.select("INBOX")
         assert typ == "OK"
         # the store sees the client's address (PROXY protocol), not the gateway's
-        who = stores["nx-store1"].check_output("doveadm who -1")
+        who = stores["mg-store12"].check_output("doveadm who -1")
         assert "alice@example.test" in who, who
         assert gw_ip not in who.split("alice@example.test", 1)[1].splitlines()[0], who
-        assert "alice@example.test" not in stores["nx-store2"].check_output("doveadm who -1")
+        assert "alice@example.test" not in stores["mg-store13"].check_output("doveadm who -1")
         client.logout()
     finally:
         _close(client)
@@ -315,6 +379,69 @@ def test_unknown_store_login_gets_no(gw_ip, tls_context):
         _close(client)
 
 
+@pytest.mark.parametrize("transport", sorted(CONNECT))
+@pytest.mark.parametrize("user", sorted(HOME_STORE))
+def test_append_through_the_gateway_lands_in_the_users_own_store(user, transport, gw_ip, tls_context, stores):
+    home = HOME_STORE[user]
+    other = next(name for name in STORES if name != home)
+    token, raw = _message(user, "%s-%s" % (user.split("@")[0], transport.replace("+", "-")))
+    client = CONNECT[transport](gw_ip, tls_context)
+    try:
+        assert client.sock.version() in ("TLSv1.2", "TLSv1.3")
+        assert client.login(user, USERS[user])[0] == "OK"
+        typ, data = client.append("INBOX", None, None, raw)
+        assert typ == "OK", data
+        assert client.select("INBOX")[0] == "OK"
+        typ, data = client.search(None, "HEADER", "Message-ID", "<%s@mail-gateway.test>" % token)
+        assert typ == "OK" and data[0].split(), data
+        client.logout()
+    finally:
+        _close(client)
+    files = _wait_for_files(stores[home], token, user)
+    assert files, "%s not in %s on %s" % (token, _maildir(user), home)
+    assert stores[home].file(files[0]).user == "vmail"
+    assert _files_with(stores[other], token, user) == [], "%s also on %s" % (token, other)
+
+
+@pytest.mark.parametrize("transport", sorted(CONNECT))
+@pytest.mark.parametrize("user", sorted(HOME_STORE))
+def test_wrong_password_is_refused_for_users_of_both_stores(user, transport, gw_ip, tls_context):
+    client = CONNECT[transport](gw_ip, tls_context)
+    try:
+        with pytest.raises(imaplib.IMAP4.error):
+            client.login(user, "not-the-password")
+    finally:
+        _close(client)
+
+
+def test_the_store_logs_the_clients_address_not_the_gateways(gw_ip, tls_context, stores):
+    for user, home in sorted(HOME_STORE.items()):
+        host = stores[home]
+        since = host.check_output("date +%s")
+        time.sleep(1)
+        client = _imaps(gw_ip, tls_context)
+        try:
+            client_ip = client.sock.getsockname()[0]
+            assert client_ip != gw_ip
+            assert client.login(user, USERS[user])[0] == "OK"
+            client.logout()
+        finally:
+            _close(client)
+        logins = []
+        for _attempt in range(20):
+            journal = host.run("journalctl -u dovecot --no-pager -o cat --since @%s", since).stdout
+            # Dovecot 2.3 logs "Login: user=<...>", 2.4 "Logged in: user=<...>"
+            logins = [line for line in journal.splitlines()
+                      if re.search(r"imap-login: (Login|Logged in): user=<%s>" % re.escape(user), line)]
+            if logins:
+                break
+            time.sleep(0.5)
+        assert logins, "no login of %s logged on %s:\n%s" % (user, home, journal[-3000:])
+        for line in logins:
+            assert re.search(r"\brip=%s(,|\s|$)" % re.escape(client_ip), line), line
+            assert not re.search(r"\brip=%s(,|\s|$)" % re.escape(gw_ip), line), line
+
+
 # --- check mode -------------------------------------------------------------------
 
 
@@ -345,6 +472,29 @@ def test_broken_variable_leaves_the_live_config_untouched(gw1, gw_ip, tls_contex
     _close(_imaps(gw_ip, tls_context))
 
 
+def test_plaintext_password_fails_the_store_play_before_any_change(stores, tmp_path):
+    files = "sha256sum /etc/dovecot/users /etc/dovecot/dovecot.conf"
+    before = {name: host.check_output(files) for name, host in stores.items()}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"dovecot_users": [
+        {"name": "alice@example.test", "password_hash": "{SHA512-CRYPT}$6$abc$def"},
+        {"name": "mallory@example.test", "password_hash": "Hunter2-plaintext"},
+    ]}), encoding="utf-8")
+    # the converge playbook, limited to the stores (the Vault and gateway plays match nothing)
+    run = _play("converge.yml", "--limit", "mailstores", "-e", "@%s" % bad)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0, output[-4000:]
+    assert "Refuse plaintext passwords in dovecot_users" in output, output[-4000:]
+    assert "mallory@example.test" in output and "dovecot_users" in output, output[-4000:]
+    assert "Hunter2-plaintext" not in output
+    recap = output.split("PLAY RECAP", 1)[1]
+    for name in STORES:
+        line = next(line for line in recap.splitlines() if line.startswith(name))
+        assert "changed=0" in line and "failed=1" in line, line
+    assert "mg-gw1" not in recap and "mg-vault1" not in recap, recap
+    assert {name: host.check_output(files) for name, host in stores.items()} == before
+
+
 # --- renewal: reload, never restart ----------------------------------------------------
 
 
@@ -365,9 +515,12 @@ def test_forced_renewal_reloads_without_dropping_open_sessions(gw1, gw_ip, tls_c
         assert new_serial != old_serial
         assert gw1.file("/run/nginx.pid").content_string.strip() == pid_before, "NGINX was restarted"
 
-        # the open session goes on
+        # the open session goes on, and still reaches its store
         assert client.noop()[0] == "OK"
         assert client.select("INBOX")[0] == "OK"
+        token, raw = _message("alice@example.test", "renewal")
+        assert client.append("INBOX", None, None, raw)[0] == "OK"
+        assert _wait_for_files(_host(HOME_STORE["alice@example.test"]), token, "alice@example.test")
 
         # new sessions see the new certificate (workers replaced within seconds)
         seen = None
