@@ -604,3 +604,55 @@ def test_optional_client_certificates(gw1, gw_ip, tls_context, tmp_path):
         restored = _gateway_play()
         assert restored.returncode == 0, restored.stdout[-3000:] + restored.stderr[-2000:]
     assert "ssl_verify_client" not in gw1.file("/etc/nginx/mailmesh/mail.conf").content_string
+
+
+# --- existing mail across re-runs ----------------------------------------------------
+
+
+def _mail_digests(host, user):
+    """sha256 of every message file (cur/ and new/) in the user's Maildir on that host."""
+    listing = host.run(
+        "find %s -path '*/cur/*' -type f -o -path '*/new/*' -type f | sort | xargs -r sha256sum",
+        _maildir(user),
+    )
+    assert listing.rc == 0, listing.stderr
+    return listing.stdout
+
+
+def test_existing_mail_survives_a_store_config_change_and_a_rerun(gw_ip, tls_context, stores):
+    tokens = {}
+    for user, home in HOME_STORE.items():
+        token, raw = _message(user, "%s-keep" % user.split("@")[0])
+        client = _imaps(gw_ip, tls_context)
+        try:
+            assert client.login(user, USERS[user])[0] == "OK"
+            assert client.append("INBOX", None, None, raw)[0] == "OK"
+            client.logout()
+        finally:
+            _close(client)
+        assert _wait_for_files(stores[home], token, user), "%s never reached %s" % (token, home)
+        tokens[user] = token
+    before = {user: _mail_digests(stores[home], user) for user, home in HOME_STORE.items()}
+    assert all(before.values()), before
+
+    # a config change (reload) and then a plain re-run back to the scenario's config
+    for extra in (["-e", "dovecot_mail_max_userip_connections=21"], []):
+        run = _play("converge.yml", "--limit", "mailstores", *extra)
+        output = run.stdout + run.stderr
+        assert run.returncode == 0, output[-4000:]
+        if extra:
+            assert "mail_max_userip_connections = 21" in stores["mg-store12"].file(
+                "/etc/dovecot/dovecot.conf").content_string
+        assert {user: _mail_digests(stores[home], user) for user, home in HOME_STORE.items()} == before
+
+    # and the messages are still readable through the gateway
+    for user, token in tokens.items():
+        client = _imaps(gw_ip, tls_context)
+        try:
+            assert client.login(user, USERS[user])[0] == "OK"
+            assert client.select("INBOX")[0] == "OK"
+            typ, data = client.search(None, "HEADER", "Message-ID", "<%s@mail-gateway.test>" % token)
+            assert typ == "OK" and data[0].split(), (user, data)
+            client.logout()
+        finally:
+            _close(client)
