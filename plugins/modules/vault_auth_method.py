@@ -75,23 +75,10 @@ auth_method:
 """
 
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault import VaultModule
-from ansible_collections.mailmesh.imap.plugins.module_utils._vault_api import (
-    api_delete,
-    api_read,
-    api_write,
+from ansible_collections.mailmesh.imap.plugins.module_utils._vault_mounts import (
+    AUTH_METHODS,
+    ensure_mount,
 )
-
-
-def _live(module, client, path):
-    try:
-        methods = api_read(client, "sys/auth") or {}
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_vault(exc, "reading the auth methods")
-    entry = methods.get(path + "/")
-    if not isinstance(entry, dict):
-        return None
-    return {"path": path, "method_type": entry.get("type"),
-            "description": entry.get("description", "")}
 
 
 def main():
@@ -106,51 +93,14 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    path = params["path"].strip("/")
-    client = module.client()
-    before = _live(module, client, path)
-    result = dict(changed=False)
-
-    if params["state"] == "absent":
-        after = {}
-        if before is not None:
-            result["changed"] = True
-            if not module.check_mode:
-                try:
-                    api_delete(client, "sys/auth/" + path)
-                except Exception as exc:  # pylint: disable=broad-except
-                    module.fail_vault(exc, "disabling the auth method at %s" % path)
-    elif before is None:
-        after = {"path": path, "method_type": params["method_type"],
-                 "description": params["description"] or ""}
-        result["changed"] = True
-        if not module.check_mode:
-            body = {"type": params["method_type"]}
-            if params["description"] is not None:
-                body["description"] = params["description"]
-            try:
-                api_write(client, "sys/auth/" + path, body)
-            except Exception as exc:  # pylint: disable=broad-except
-                module.fail_vault(exc, "enabling %s at %s" % (params["method_type"], path))
-    else:
-        if before["method_type"] != params["method_type"]:
-            module.fail_json(
-                msg="a %s auth method is already enabled at %s on %s; method_type=%s "
-                "would need it disabled first (state=absent)"
-                % (before["method_type"], path, module.url, params["method_type"])
-            )
-        after = dict(before)
-        if params["description"] is not None and params["description"] != before["description"]:
-            after["description"] = params["description"]
-            result["changed"] = True
-            if not module.check_mode:
-                try:
-                    api_write(client, "sys/auth/%s/tune" % path,
-                              {"description": params["description"]})
-                except Exception as exc:  # pylint: disable=broad-except
-                    module.fail_vault(exc, "tuning the auth method at %s" % path)
-
-    result["auth_method"] = after
+    wanted = {}
+    if params["description"] is not None:
+        wanted["description"] = params["description"]
+    changed, before, after = ensure_mount(
+        module, module.client(), AUTH_METHODS, params["path"].strip("/"),
+        params["method_type"], wanted, params["state"],
+    )
+    result = dict(changed=changed, auth_method=after)
     if module._diff:
         result["diff"] = dict(before=before or {}, after=after)
     module.exit_json(**result)

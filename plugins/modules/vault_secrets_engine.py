@@ -95,30 +95,11 @@ mount:
 """
 
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault import VaultModule
-from ansible_collections.mailmesh.imap.plugins.module_utils._vault_api import (
-    api_delete,
-    api_read,
-    api_write,
-    duration_seconds,
+from ansible_collections.mailmesh.imap.plugins.module_utils._vault_api import duration_seconds
+from ansible_collections.mailmesh.imap.plugins.module_utils._vault_mounts import (
+    SECRETS_ENGINES,
+    ensure_mount,
 )
-
-
-def _live_mount(module, client, path):
-    try:
-        mounts = api_read(client, "sys/mounts") or {}
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_vault(exc, "reading the secrets engines")
-    entry = mounts.get(path + "/")
-    if not isinstance(entry, dict):
-        return None
-    config = entry.get("config") or {}
-    return {
-        "path": path,
-        "engine_type": entry.get("type"),
-        "description": entry.get("description", ""),
-        "default_lease_ttl": int(config.get("default_lease_ttl") or 0),
-        "max_lease_ttl": int(config.get("max_lease_ttl") or 0),
-    }
 
 
 def main():
@@ -146,59 +127,11 @@ def main():
             except ValueError as exc:
                 module.fail_json(msg="%s: %s" % (key, exc))
 
-    client = module.client()
-    before = _live_mount(module, client, path)
-    result = dict(changed=False)
-
-    if params["state"] == "absent":
-        if before is not None:
-            result["changed"] = True
-            if not module.check_mode:
-                try:
-                    api_delete(client, "sys/mounts/" + path)
-                except Exception as exc:  # pylint: disable=broad-except
-                    module.fail_vault(exc, "unmounting %s" % path)
-        result["mount"] = {}
-        if module._diff:
-            result["diff"] = dict(before=before or {}, after={})
-        module.exit_json(**result)
-
-    if before is None:
-        after = {"path": path, "engine_type": params["engine_type"], "description": "",
-                 "default_lease_ttl": 0, "max_lease_ttl": 0}
-        after.update(wanted)
-        result["changed"] = True
-        if not module.check_mode:
-            body = {"type": params["engine_type"], "config": {}}
-            if "description" in wanted:
-                body["description"] = wanted["description"]
-            for key in ("default_lease_ttl", "max_lease_ttl"):
-                if key in wanted:
-                    body["config"][key] = wanted[key]
-            try:
-                api_write(client, "sys/mounts/" + path, body)
-            except Exception as exc:  # pylint: disable=broad-except
-                module.fail_vault(exc, "mounting %s at %s" % (params["engine_type"], path))
-    else:
-        if before["engine_type"] != params["engine_type"]:
-            module.fail_json(
-                msg="a %s secrets engine is already mounted at %s on %s; engine_type=%s "
-                "would need it removed first (state=absent), which destroys its data"
-                % (before["engine_type"], path, module.url, params["engine_type"])
-            )
-        tune = {key: value for key, value in wanted.items() if before.get(key) != value}
-        after = dict(before, **tune)
-        if tune:
-            result["changed"] = True
-            if not module.check_mode:
-                try:
-                    api_write(client, "sys/mounts/%s/tune" % path, tune)
-                except Exception as exc:  # pylint: disable=broad-except
-                    module.fail_vault(exc, "tuning %s" % path)
-        if not module.check_mode and tune:
-            after = _live_mount(module, client, path) or after
-
-    result["mount"] = after
+    changed, before, after = ensure_mount(
+        module, module.client(), SECRETS_ENGINES, path,
+        params["engine_type"], wanted, params["state"],
+    )
+    result = dict(changed=changed, mount=after)
     if module._diff:
         result["diff"] = dict(before=before or {}, after=after)
     module.exit_json(**result)
