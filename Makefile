@@ -11,7 +11,7 @@ VENV_SITE   := $(VENV)/lib/python$(PY_VERSION)/site-packages
 VENV_STAMP  := $(VENV)/.requirements-installed
 REQUIREMENTS := requirements/controller.txt
 BUILD       := $(CURDIR)/.build
-IMAGES      ?= debian12 debian13
+IMAGES      ?= debian12 debian13 debian12-arm64
 SCENARIO    ?=
 
 export PATH := $(VENV)/bin:$(PATH)

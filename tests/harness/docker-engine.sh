@@ -38,7 +38,8 @@ if ! docker info >/dev/null 2>&1; then
   mkdir -p "${log_dir}"
   if ! pgrep -x dockerd >/dev/null 2>&1; then
     say "starting dockerd in the background (log: ${log_file})"
-    nohup dockerd >"${log_file}" 2>&1 </dev/null &
+    # setsid: a session of its own, so it outlives the shell and job that started it.
+    setsid nohup dockerd >"${log_file}" 2>&1 </dev/null &
     disown || true
   else
     say "dockerd is running but does not answer yet; waiting"
