@@ -1,0 +1,443 @@
+"""What the mesh gives an operator: an app on an arm64 edge device speaks plain IMAP on
+127.0.0.1:143 and its mail lands on the store, through two gateways with failover; every
+network hop is mutual TLS from the Vault PKI and refuses anyone without the right
+certificate; certificates renew under open sessions with no Envoy restart; and a
+profile variable Envoy refuses never reaches a host."""
+
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+import testinfra
+
+EDGE = "em-edge1"
+GATEWAYS = ("em-gw1", "em-gw2")
+STORE = "em-store1"
+ENVOY_HOSTS = (STORE,) + GATEWAYS + (EDGE,)
+USER, PASSWORD = "alice@example.test", "alice-secret"
+MAILDIR = "/var/vmail/example.test/alice/Maildir"
+BOOTSTRAP = "/etc/mailmesh/envoy/envoy.yaml"
+ENVOY_CERT_DIR = "/etc/mailmesh/tls/envoy"
+INGRESS_PORT, DEVICE_PORT, DOVECOT_PROXY_PORT = 10993, 9993, 10143
+INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE") or os.path.join(
+    os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "."), "inventory"
+)
+SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Runs on the edge device (python3 from Debian): one IMAP session through the local
+# Envoy. argv: user password subject [hold]. With "hold" it logs in, prints READY and
+# waits for a line on stdin before it APPENDs, so a session stays open meanwhile.
+EDGE_CLIENT = r"""
+import imaplib, sys
+user, password, subject = sys.argv[1:4]
+hold = len(sys.argv) > 4
+m = imaplib.IMAP4("127.0.0.1", 143, timeout=60)
+m.login(user, password)
+m.select("INBOX")
+if hold:
+    print("READY", flush=True)
+    sys.stdin.readline()
+    assert m.noop()[0] == "OK"
+message = ("From: app@edge.test\r\nTo: %s\r\nSubject: %s\r\n\r\nfrom the edge app\r\n"
+           % (user, subject)).encode()
+assert m.append("INBOX", None, None, message)[0] == "OK"
+m.select("INBOX")
+typ, data = m.search(None, "SUBJECT", subject)
+assert typ == "OK" and data[0], data
+typ, data = m.fetch(data[0].split()[-1], "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+assert typ == "OK" and subject.encode() in data[0][1], data
+m.logout()
+print("FETCHED " + subject, flush=True)
+"""
+
+
+def _host(name):
+    # The docker backend: one `docker exec` per command, much faster than going
+    # through Ansible under qemu emulation.
+    return testinfra.get_host("docker://" + name)
+
+
+@pytest.fixture(scope="module")
+def hosts():
+    return {name: _host(name) for name in ENVOY_HOSTS + ("em-vault1",)}
+
+
+def _ip(name):
+    out = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.strip()
+    assert out, "no address for %s" % name
+    return out
+
+
+def _journal(host, unit="envoy"):
+    return host.run("journalctl -u %s --no-pager -n 40", unit).stdout
+
+
+def _admin(host, path):
+    """GET on the host's Envoy admin interface (loopback only, so from the host)."""
+    cmd = host.run(
+        "python3 -c %s %s",
+        "import sys, urllib.request; print(urllib.request.urlopen("
+        "'http://127.0.0.1:9901' + sys.argv[1], timeout=10).read().decode())",
+        path,
+    )
+    assert cmd.rc == 0, cmd.stderr
+    return cmd.stdout
+
+
+def _served_serial(host):
+    certs = json.loads(_admin(host, "/certs"))["certificates"]
+    serials = {c["cert_chain"][0]["serial_number"] for c in certs if c.get("cert_chain")}
+    assert len(serials) == 1, certs
+    return serials.pop().lower()
+
+
+def _file_serial(host):
+    cmd = host.run("openssl x509 -noout -serial -in %s/cert.pem", ENVOY_CERT_DIR)
+    assert cmd.rc == 0, cmd.stderr
+    return cmd.stdout.strip().split("=", 1)[1].lower().lstrip("0")
+
+
+def _envoy_pid(host):
+    return host.run("systemctl show -p MainPID --value envoy").stdout.strip()
+
+
+def _subject(label):
+    return "edge-mesh-%s-%d" % (label, time.time_ns())
+
+
+def _edge_session(subject, user=USER, password=PASSWORD):
+    """One IMAP session from the app on the edge device; returns the client's output."""
+    done = subprocess.run(
+        ["docker", "exec", "-i", EDGE, "python3", "-c", EDGE_CLIENT, user, password, subject],
+        capture_output=True, text=True, timeout=180, check=False,
+    )
+    assert done.returncode == 0 and "FETCHED " + subject in done.stdout, (
+        "edge session failed:\n%s\n%s" % (done.stdout, done.stderr[-3000:])
+    )
+    return done.stdout
+
+
+def _on_store(store, subject, attempts=20):
+    for _attempt in range(attempts):
+        found = store.run("grep -rlF -- %s %s", subject, MAILDIR)
+        if found.rc == 0 and found.stdout.strip():
+            return found.stdout.split()
+        time.sleep(0.25)
+    return []
+
+
+def _play(playbook, *extra):
+    env = dict(os.environ)
+    ephemeral_cfg = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""), "ansible.cfg")
+    if "ANSIBLE_CONFIG" not in env and os.path.isfile(ephemeral_cfg):
+        env["ANSIBLE_CONFIG"] = ephemeral_cfg
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    return subprocess.run(
+        ["ansible-playbook", "-i", INVENTORY, os.path.join(SCENARIO_DIR, playbook), *extra],
+        env=env, capture_output=True, text=True, timeout=1200, check=False,
+    )
+
+
+def _gateway_health(edge):
+    """Edge Envoy's view of each gateway: {hostname: healthy?}."""
+    clusters = json.loads(_admin(edge, "/clusters?format=json"))
+    health = {}
+    for cluster in clusters["cluster_statuses"]:
+        if cluster["name"] != "gateways":
+            continue
+        for host in cluster.get("host_statuses", []):
+            status = host.get("health_status", {})
+            healthy = status.get("eds_health_status") == "HEALTHY" and not any(
+                status.get(flag) for flag in ("failed_active_health_check", "failed_outlier_check")
+            )
+            health[host.get("hostname")] = healthy
+    return health
+
+
+def _wait_health(edge, gateway, healthy, timeout=60):
+    deadline = time.monotonic() + timeout
+    seen = {}
+    while time.monotonic() < deadline:
+        seen = _gateway_health(edge)
+        if seen.get(gateway) is healthy:
+            return
+        time.sleep(1)
+    pytest.fail("edge Envoy never saw %s healthy=%s: %s" % (gateway, healthy, seen))
+
+
+def _logins_via(gateway_host):
+    """How many LOGINs this gateway's NGINX has proxied for alice."""
+    log = gateway_host.run("cat /var/log/nginx/error.log").stdout
+    return log.count('login: "%s", upstream' % USER)
+
+
+# --- the sidecars ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,profile", [(STORE, "mesh_ingress"), ("em-gw1", "mesh_egress"),
+                                          ("em-gw2", "mesh_egress"), (EDGE, "edge")])
+def test_each_host_runs_its_profile(hosts, name, profile):
+    host = hosts[name]
+    assert host.service("envoy").is_running, _journal(host)
+    assert host.service("envoy").is_enabled
+    assert _admin(host, "/ready").strip() == "LIVE"
+    assert "cluster: mailmesh_%s" % profile in host.file(BOOTSTRAP).content_string
+    user = host.run("ps -o user= -p %s", _envoy_pid(host)).stdout.strip()
+    assert user == "envoy"
+
+
+def test_admin_interface_is_on_loopback_only(hosts):
+    for name in ENVOY_HOSTS:
+        listening = hosts[name].run("ss -Htlnp").stdout
+        assert re.search(r"127\.0\.0\.1:9901\b", listening), listening
+        assert not re.search(r"(\*|0\.0\.0\.0|\[::\]):9901\b", listening), listening
+
+
+def test_the_edge_device_is_arm64_and_runs_arm64_envoy(hosts):
+    edge = hosts[EDGE]
+    assert edge.run("uname -m").stdout.strip() == "aarch64"
+    # ELF e_machine at offset 18: 0xB7 is AArch64.
+    machine = edge.run("od -An -tx1 -j18 -N1 /usr/local/bin/envoy").stdout.strip()
+    assert machine == "b7", machine
+    assert "1.40.0" in edge.run("/usr/local/bin/envoy --version").stdout
+
+
+def test_quick_acks_on_the_routes_envoy_receives_nginx_on(hosts):
+    for gateway in GATEWAYS:
+        local = hosts[gateway].run("ip route show table local").stdout
+        for route in ("local 127.0.0.0/8 ", "local 127.0.0.1 "):
+            line = next((l for l in local.splitlines() if l.startswith(route)), "")
+            assert "quickack 1" in line, local
+    routes = hosts[EDGE].run("ip route show").stdout
+    for gateway in GATEWAYS:
+        line = next((l for l in routes.splitlines() if l.startswith(_ip(gateway) + " ")), "")
+        assert "quickack 1" in line, routes
+
+
+# --- the mail path from the device ---------------------------------------------------
+
+
+def test_app_on_the_device_reaches_the_store(hosts):
+    subject = _subject("first")
+    _edge_session(subject)
+    assert _on_store(hosts[STORE], subject), "the message is not in %s on %s" % (MAILDIR, STORE)
+
+
+def test_the_store_logs_the_devices_address(hosts):
+    """NGINX's PROXY header passes the egress and the ingress Envoy unchanged."""
+    _edge_session(_subject("rip"))
+    log = hosts[STORE].run("journalctl -u dovecot --no-pager -n 200").stdout
+    logins = [l for l in log.splitlines() if "Login: user=<%s>" % USER in l]
+    assert logins, log
+    assert "rip=%s," % _ip(EDGE) in logins[-1], logins[-1]
+
+
+def test_device_link_uses_tls13_chacha20(hosts):
+    _edge_session(_subject("cipher"))
+    stats = _admin(hosts[EDGE], "/stats?filter=cluster.gateways.ssl")
+    chacha = re.search(r"cluster\.gateways\.ssl\.ciphers\.TLS_CHACHA20_POLY1305_SHA256: (\d+)", stats)
+    assert chacha and int(chacha.group(1)) > 0, stats
+    assert re.search(r"cluster\.gateways\.ssl\.versions\.TLSv1\.3: [1-9]", stats), stats
+
+
+def test_failover_when_a_gateway_stops_and_returns(hosts):
+    edge, gw1, gw2 = hosts[EDGE], hosts["em-gw1"], hosts["em-gw2"]
+    _wait_health(edge, "em-gw1", True)
+    assert gw1.run("systemctl stop nginx").rc == 0
+    try:
+        _wait_health(edge, "em-gw1", False)
+        before = _logins_via(gw2)
+        for number in range(3):
+            subject = _subject("failover%d" % number)
+            _edge_session(subject)
+            assert _on_store(hosts[STORE], subject)
+        assert _logins_via(gw2) - before >= 3, "sessions did not go through em-gw2"
+    finally:
+        assert gw1.run("systemctl start nginx").rc == 0
+    _wait_health(edge, "em-gw1", True)
+    before = _logins_via(gw1)
+    for number in range(4):  # round robin over two healthy gateways
+        subject = _subject("back%d" % number)
+        _edge_session(subject)
+        assert _on_store(hosts[STORE], subject)
+    assert _logins_via(gw1) > before, "no session went through em-gw1 after it returned"
+
+
+# --- every hop refuses what it should ------------------------------------------------
+
+
+def _banner_plain(address, port, send=b"a1 LOGIN alice@example.test alice-secret\r\n"):
+    """Plain TCP: what comes back (b'' when the peer only closes)."""
+    with socket.create_connection((address, port), timeout=10) as sock:
+        sock.settimeout(5)
+        try:
+            sock.sendall(send)
+            return sock.recv(4096)
+        except (ConnectionResetError, socket.timeout, BrokenPipeError):
+            return b""
+
+
+def _tls_banner(address, port, ca_file, cert=None):
+    """TLS with an optional client certificate: the first bytes, or the error."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.check_hostname = False
+    if cert:
+        context.load_cert_chain(*cert)
+    try:
+        with socket.create_connection((address, port), timeout=10) as raw:
+            with context.wrap_socket(raw) as sock:
+                sock.settimeout(5)
+                return sock.recv(4096)
+    except (ssl.SSLError, ConnectionResetError, socket.timeout, BrokenPipeError, OSError) as exc:
+        return exc
+
+
+@pytest.fixture(scope="module")
+def certs(hosts, tmp_path_factory):
+    """The Vault CA and the Envoy certificates of the device and of a gateway, copied out."""
+    directory = tmp_path_factory.mktemp("certs")
+    out = {"ca": str(directory / "ca.pem")}
+    (directory / "ca.pem").write_text(hosts[EDGE].file("/etc/mailmesh/vault/ca.pem").content_string)
+    for name in (EDGE, "em-gw1"):
+        for part in ("fullchain", "key"):
+            path = directory / ("%s-%s.pem" % (name, part))
+            path.write_text(hosts[name].run("cat %s/%s.pem", ENVOY_CERT_DIR, part).stdout)
+            path.chmod(0o600)
+        out[name] = (str(directory / ("%s-fullchain.pem" % name)), str(directory / ("%s-key.pem" % name)))
+    return out
+
+
+def test_store_ingress_refuses_plain_tcp(hosts):
+    assert b"OK" not in _banner_plain(_ip(STORE), INGRESS_PORT)
+
+
+def test_store_ingress_refuses_tls_without_a_certificate(certs):
+    result = _tls_banner(_ip(STORE), INGRESS_PORT, certs["ca"])
+    assert not (isinstance(result, bytes) and result), result
+
+
+def test_store_ingress_refuses_a_device_certificate(certs):
+    """Same CA, but not a gateway's name: the ingress wants a gateway identity."""
+    result = _tls_banner(_ip(STORE), INGRESS_PORT, certs["ca"], certs[EDGE])
+    assert not (isinstance(result, bytes) and result), result
+
+
+def test_store_ingress_accepts_a_gateway_certificate(certs):
+    """The positive control: with a gateway's identity and a PROXY header, Dovecot answers."""
+    context = ssl.create_default_context(cafile=certs["ca"])
+    context.check_hostname = False
+    context.load_cert_chain(*certs["em-gw1"])
+    with socket.create_connection((_ip(STORE), INGRESS_PORT), timeout=10) as raw:
+        with context.wrap_socket(raw) as sock:
+            sock.settimeout(10)
+            sock.sendall(b"PROXY TCP4 192.0.2.10 192.0.2.1 50000 993\r\n")
+            assert sock.recv(4096).startswith(b"* OK")
+
+
+def test_dovecot_proxy_listener_is_not_on_the_network(hosts):
+    with pytest.raises(OSError):
+        socket.create_connection((_ip(STORE), DOVECOT_PROXY_PORT), timeout=5).close()
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_device_port_refuses_clients_without_a_device_certificate(certs, gateway):
+    address = _ip(gateway)
+    assert b"* OK" not in _banner_plain(address, DEVICE_PORT)
+    result = _tls_banner(address, DEVICE_PORT, certs["ca"])
+    assert not (isinstance(result, bytes) and result.startswith(b"* OK")), result
+    # the positive control: the device's own certificate gets the greeting
+    result = _tls_banner(address, DEVICE_PORT, certs["ca"], certs[EDGE])
+    assert isinstance(result, bytes) and result.startswith(b"* OK"), result
+
+
+def test_nothing_crosses_the_network_in_the_clear(hosts, tmp_path):
+    """A capture on both gateways' eth0 during a session holds neither the password, the
+    login nor the message subject, yet holds the session's packets."""
+    pcap = "/tmp/edge-mesh.pcap"
+    for gateway in GATEWAYS:
+        hosts[gateway].run("rm -f %s", pcap)
+        subprocess.run(
+            ["docker", "exec", "-d", gateway, "timeout", "60", "tcpdump", "-i", "eth0", "-s", "0",
+             "-U", "-w", pcap, "tcp port %d or tcp port %d" % (DEVICE_PORT, INGRESS_PORT)],
+            check=True, timeout=30,
+        )
+    time.sleep(2)
+    subject = _subject("capture")
+    _edge_session(subject)
+    time.sleep(1)
+    captured = b""
+    for gateway in GATEWAYS:
+        hosts[gateway].run("pkill -INT -x tcpdump")
+        time.sleep(1)
+        copy = tmp_path / ("%s.pcap" % gateway)
+        subprocess.run(["docker", "cp", "%s:%s" % (gateway, pcap), str(copy)], check=True, timeout=30)
+        captured += copy.read_bytes()
+    assert len(captured) > 2000, "the capture is nearly empty (%d bytes)" % len(captured)
+    for secret in (subject, PASSWORD, USER, "LOGIN"):
+        assert secret.encode() not in captured, "%r crossed the network in the clear" % secret
+
+
+# --- renewal under an open session ---------------------------------------------------
+
+
+def test_forced_renewal_keeps_sessions_and_envoy_serves_the_new_serial(hosts):
+    before = {name: (_served_serial(hosts[name]), _envoy_pid(hosts[name])) for name in ENVOY_HOSTS}
+    for name in ENVOY_HOSTS:
+        assert before[name][0] == _file_serial(hosts[name]), name
+    subject = _subject("renewal")
+    session = subprocess.Popen(
+        ["docker", "exec", "-i", EDGE, "python3", "-c", EDGE_CLIENT, USER, PASSWORD, subject, "hold"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert session.stdout.readline().strip() == "READY", session.stderr.read()
+        play = _play("converge.yml", "-e", "vault_cert_force=true")
+        assert play.returncode == 0, play.stdout[-6000:] + play.stderr[-2000:]
+        deadline = time.monotonic() + 60
+        pending = set(ENVOY_HOSTS)
+        while pending and time.monotonic() < deadline:
+            for name in sorted(pending):
+                served = _served_serial(hosts[name])
+                if served != before[name][0] and served == _file_serial(hosts[name]):
+                    pending.discard(name)
+            time.sleep(1)
+        assert not pending, "Envoy still serves the old certificate on %s" % sorted(pending)
+        for name in ENVOY_HOSTS:
+            assert _envoy_pid(hosts[name]) == before[name][1], "Envoy restarted on %s" % name
+        out, err = session.communicate("go\n", timeout=120)
+    finally:
+        if session.poll() is None:
+            session.kill()
+    assert session.returncode == 0 and "FETCHED " + subject in out, out + err
+    assert _on_store(hosts[STORE], subject)
+
+
+# --- bad input -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variable,value,refused_by", [
+    ("envoy_tls_min_version", "TLSv9", "envoy --mode validate"),
+    ("envoy_egress_base_port", "70000", "envoy_bootstrap"),
+])
+def test_broken_profile_variable_changes_nothing(hosts, variable, value, refused_by):
+    gateway = hosts["em-gw2"]
+    bootstrap = gateway.file(BOOTSTRAP).sha256sum
+    pid = _envoy_pid(gateway)
+    play = _play("envoy.yml", "--limit", "em-gw2", "-e", "%s=%s" % (variable, value))
+    output = play.stdout + play.stderr
+    assert play.returncode != 0, output[-3000:]
+    assert refused_by in output, output[-3000:]
+    assert variable in output, output[-3000:]
+    assert re.search(r"em-gw2\s*:\s*ok=\d+\s+changed=0\s", output), output[-1500:]
+    assert gateway.file(BOOTSTRAP).sha256sum == bootstrap
+    assert _envoy_pid(gateway) == pid
+    _edge_session(_subject("after-broken"))
