@@ -96,13 +96,13 @@ def _served_serial(host):
     certs = json.loads(_admin(host, "/certs"))["certificates"]
     serials = {c["cert_chain"][0]["serial_number"] for c in certs if c.get("cert_chain")}
     assert len(serials) == 1, certs
-    return serials.pop().lower()
+    return int(serials.pop(), 16)
 
 
 def _file_serial(host):
     cmd = host.run("openssl x509 -noout -serial -in %s/cert.pem", ENVOY_CERT_DIR)
     assert cmd.rc == 0, cmd.stderr
-    return cmd.stdout.strip().split("=", 1)[1].lower().lstrip("0")
+    return int(cmd.stdout.strip().split("=", 1)[1], 16)
 
 
 def _envoy_pid(host):
