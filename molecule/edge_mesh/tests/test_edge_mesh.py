@@ -4,7 +4,6 @@ network hop is mutual TLS from the Vault PKI and refuses anyone without the righ
 certificate; certificates renew under open sessions with no Envoy restart; and a
 profile variable Envoy refuses never reaches a host."""
 
-import json
 import os
 import re
 import socket
@@ -12,8 +11,14 @@ import ssl
 import subprocess
 import time
 
+import mesh_checks
 import pytest
-import testinfra
+from mesh_checks import admin as _admin
+from mesh_checks import EDGE_CLIENT
+from mesh_checks import envoy_served_serial as _served_serial
+from mesh_checks import host as _host
+from mesh_checks import ip as _ip
+from mesh_checks import wait_health as _wait_health
 
 EDGE = "em-edge1"
 GATEWAYS = ("em-gw1", "em-gw2")
@@ -24,79 +29,30 @@ MAILDIR = "/var/vmail/example.test/alice/Maildir"
 BOOTSTRAP = "/etc/mailmesh/envoy/envoy.yaml"
 ENVOY_CERT_DIR = "/etc/mailmesh/tls/envoy"
 INGRESS_PORT, DEVICE_PORT, DOVECOT_PROXY_PORT = 10993, 9993, 10143
-INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE") or os.path.join(
-    os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "."), "inventory"
-)
 SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Runs on the edge device (python3 from Debian): one IMAP session through the local
-# Envoy. argv: user password subject [hold]. With "hold" it logs in, prints READY and
-# waits for a line on stdin before it APPENDs, so a session stays open meanwhile.
-EDGE_CLIENT = r"""
-import imaplib, sys
-user, password, subject = sys.argv[1:4]
-hold = len(sys.argv) > 4
-m = imaplib.IMAP4("127.0.0.1", 143, timeout=60)
-m.login(user, password)
-m.select("INBOX")
-if hold:
-    print("READY", flush=True)
-    sys.stdin.readline()
-    assert m.noop()[0] == "OK"
-message = ("From: app@edge.test\r\nTo: %s\r\nSubject: %s\r\n\r\nfrom the edge app\r\n"
-           % (user, subject)).encode()
-assert m.append("INBOX", None, None, message)[0] == "OK"
-m.select("INBOX")
-typ, data = m.search(None, "SUBJECT", subject)
-assert typ == "OK" and data[0], data
-typ, data = m.fetch(data[0].split()[-1], "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-assert typ == "OK" and subject.encode() in data[0][1], data
-m.logout()
-print("FETCHED " + subject, flush=True)
-"""
 
 
-def _host(name):
-    # The docker backend: one `docker exec` per command, much faster than going
-    # through Ansible under qemu emulation.
-    return testinfra.get_host("docker://" + name)
+def _journal(host, unit="envoy"):
+    return mesh_checks.journal(host, unit)
+
+
+def _on_store(store, subject, attempts=20):
+    return mesh_checks.on_store(store, subject, MAILDIR, attempts)
+
+
+def _play(playbook, *extra):
+    return mesh_checks.play(SCENARIO_DIR, playbook, *extra)
+
+
+def _logins_via(gateway_host):
+    """How many LOGINs this gateway's NGINX has proxied for alice."""
+    return mesh_checks.logins_via(gateway_host, (USER,))
 
 
 @pytest.fixture(scope="module")
 def hosts():
     return {name: _host(name) for name in ENVOY_HOSTS + ("em-vault1",)}
-
-
-def _ip(name):
-    out = subprocess.run(
-        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name],
-        capture_output=True, text=True, check=True, timeout=30,
-    ).stdout.strip()
-    assert out, "no address for %s" % name
-    return out
-
-
-def _journal(host, unit="envoy"):
-    return host.run("journalctl -u %s --no-pager -n 40", unit).stdout
-
-
-def _admin(host, path):
-    """GET on the host's Envoy admin interface (loopback only, so from the host)."""
-    cmd = host.run(
-        "python3 -c %s %s",
-        "import sys, urllib.request; print(urllib.request.urlopen("
-        "'http://127.0.0.1:9901' + sys.argv[1], timeout=10).read().decode())",
-        path,
-    )
-    assert cmd.rc == 0, cmd.stderr
-    return cmd.stdout
-
-
-def _served_serial(host):
-    certs = json.loads(_admin(host, "/certs"))["certificates"]
-    serials = {c["cert_chain"][0]["serial_number"] for c in certs if c.get("cert_chain")}
-    assert len(serials) == 1, certs
-    return int(serials.pop(), 16)
 
 
 def _file_serial(host):
@@ -123,61 +79,6 @@ def _edge_session(subject, user=USER, password=PASSWORD):
         "edge session failed:\n%s\n%s" % (done.stdout, done.stderr[-3000:])
     )
     return done.stdout
-
-
-def _on_store(store, subject, attempts=20):
-    for _attempt in range(attempts):
-        found = store.run("grep -rlF -- %s %s", subject, MAILDIR)
-        if found.rc == 0 and found.stdout.strip():
-            return found.stdout.split()
-        time.sleep(0.25)
-    return []
-
-
-def _play(playbook, *extra):
-    env = dict(os.environ)
-    ephemeral_cfg = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""), "ansible.cfg")
-    if "ANSIBLE_CONFIG" not in env and os.path.isfile(ephemeral_cfg):
-        env["ANSIBLE_CONFIG"] = ephemeral_cfg
-    env["ANSIBLE_FORCE_COLOR"] = "0"
-    env["ANSIBLE_NOCOLOR"] = "1"
-    return subprocess.run(
-        ["ansible-playbook", "-i", INVENTORY, os.path.join(SCENARIO_DIR, playbook), *extra],
-        env=env, capture_output=True, text=True, timeout=1200, check=False,
-    )
-
-
-def _gateway_health(edge):
-    """Edge Envoy's view of each gateway: {hostname: healthy?}."""
-    clusters = json.loads(_admin(edge, "/clusters?format=json"))
-    health = {}
-    for cluster in clusters["cluster_statuses"]:
-        if cluster["name"] != "gateways":
-            continue
-        for host in cluster.get("host_statuses", []):
-            status = host.get("health_status", {})
-            healthy = status.get("eds_health_status") == "HEALTHY" and not any(
-                status.get(flag) for flag in ("failed_active_health_check", "failed_outlier_check")
-            )
-            health[host.get("hostname")] = healthy
-    return health
-
-
-def _wait_health(edge, gateway, healthy, timeout=60):
-    deadline = time.monotonic() + timeout
-    seen = {}
-    while time.monotonic() < deadline:
-        seen = _gateway_health(edge)
-        if seen.get(gateway) is healthy:
-            return
-        time.sleep(1)
-    pytest.fail("edge Envoy never saw %s healthy=%s: %s" % (gateway, healthy, seen))
-
-
-def _logins_via(gateway_host):
-    """How many LOGINs this gateway's NGINX has proxied for alice."""
-    log = gateway_host.run("cat /var/log/nginx/error.log").stdout
-    return log.count('login: "%s", upstream' % USER)
 
 
 # --- the sidecars ------------------------------------------------------------------

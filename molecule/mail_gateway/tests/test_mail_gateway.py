@@ -13,9 +13,9 @@ import os
 import re
 import socket
 import ssl
-import subprocess
 import time
 
+import mesh_checks
 import pytest
 import testinfra
 from cryptography import x509
@@ -125,16 +125,7 @@ def _gateway_play(*extra):
 
 def _play(playbook, *extra):
     """Run one of the scenario's playbooks against the scenario's inventory."""
-    env = dict(os.environ)
-    ephemeral_cfg = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""), "ansible.cfg")
-    if "ANSIBLE_CONFIG" not in env and os.path.isfile(ephemeral_cfg):
-        env["ANSIBLE_CONFIG"] = ephemeral_cfg
-    env["ANSIBLE_FORCE_COLOR"] = "0"
-    env["ANSIBLE_NOCOLOR"] = "1"
-    return subprocess.run(
-        ["ansible-playbook", "-i", INVENTORY, os.path.join(SCENARIO_DIR, playbook), *extra],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
-    )
+    return mesh_checks.play(SCENARIO_DIR, playbook, *extra, timeout=600)
 
 
 def _live_state(gw1):

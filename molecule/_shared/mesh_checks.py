@@ -1,0 +1,152 @@
+"""Helpers the scenarios' verifiers share (molecule/conftest.py puts this directory on
+sys.path): reach a container, read an Envoy admin page, run a playbook against the
+scenario's inventory, watch an edge device's view of the gateways."""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+import testinfra
+
+
+# Runs on an edge device (python3 from Debian): one app session through the device's
+# Envoy on 127.0.0.1:143. argv: user password subject [hold]. LOGIN, SELECT, APPEND a
+# message with that subject, find it, FETCH it, LOGOUT; prints "FETCHED <subject>".
+# With "hold" it prints READY after the SELECT and waits for a line on stdin before the
+# APPEND, so that a session stays open meanwhile.
+EDGE_CLIENT = r"""
+import imaplib, sys
+user, password, subject = sys.argv[1:4]
+hold = len(sys.argv) > 4
+m = imaplib.IMAP4("127.0.0.1", 143, timeout=120)
+m.login(user, password)
+assert m.select("INBOX")[0] == "OK"
+if hold:
+    print("READY", flush=True)
+    sys.stdin.readline()
+    assert m.noop()[0] == "OK"
+message = ("From: app@edge.test\r\nTo: %s\r\nSubject: %s\r\n\r\nfrom the edge app\r\n"
+           % (user, subject)).encode()
+assert m.append("INBOX", None, None, message)[0] == "OK"
+assert m.select("INBOX")[0] == "OK"
+typ, data = m.search(None, "SUBJECT", subject)
+assert typ == "OK" and data[0], data
+typ, data = m.fetch(data[0].split()[-1], "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+assert typ == "OK" and subject.encode() in data[0][1], data
+m.logout()
+print("FETCHED " + subject, flush=True)
+"""
+
+
+def host(name):
+    """A testinfra host on the docker backend: one `docker exec` per command, much
+    faster than going through Ansible under qemu emulation."""
+    return testinfra.get_host("docker://" + name)
+
+
+def ip(name):
+    """The container's address on its Docker network."""
+    out = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.strip()
+    assert out, "no address for %s" % name
+    return out
+
+
+def journal(target, unit):
+    return target.run("journalctl -u %s --no-pager -n 40", unit).stdout
+
+
+def admin(target, path, timeout=30):
+    """GET on the host's Envoy admin interface (loopback only, so from the host)."""
+    cmd = target.run(
+        "python3 -c %s %s %s",
+        "import sys, urllib.request; print(urllib.request.urlopen("
+        "'http://127.0.0.1:9901' + sys.argv[1], timeout=float(sys.argv[2])).read().decode())",
+        path, str(timeout),
+    )
+    assert cmd.rc == 0, cmd.stderr
+    return cmd.stdout
+
+
+def envoy_served_serial(target):
+    """The serial (as a number: Envoy keeps a leading zero, openssl drops it) of the one
+    certificate the host's Envoy serves."""
+    certs = json.loads(admin(target, "/certs"))["certificates"]
+    serials = {int(c["cert_chain"][0]["serial_number"], 16) for c in certs if c.get("cert_chain")}
+    assert len(serials) == 1, certs
+    return serials.pop()
+
+
+def on_store(store, subject, root, attempts=20):
+    """The files under root on this store that hold the subject (retried: delivery to
+    the Maildir may lag the client's OK by a moment)."""
+    for _attempt in range(attempts):
+        found = store.run("grep -rlF -- %s %s", subject, root)
+        if found.rc == 0 and found.stdout.strip():
+            return found.stdout.split()
+        time.sleep(0.25)
+    return []
+
+
+def play_env(**extra):
+    """The environment for ansible-playbook: molecule's own ansible.cfg, no colour."""
+    env = dict(os.environ)
+    ephemeral_cfg = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""), "ansible.cfg")
+    if "ANSIBLE_CONFIG" not in env and os.path.isfile(ephemeral_cfg):
+        env["ANSIBLE_CONFIG"] = ephemeral_cfg
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    for name, value in extra.items():
+        env.setdefault(name, value)
+    return env
+
+
+def inventory():
+    return os.environ.get("MOLECULE_INVENTORY_FILE") or os.path.join(
+        os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "."), "inventory"
+    )
+
+
+def play(scenario_dir, playbook, *extra, timeout=1200, env=None):
+    """ansible-playbook on the molecule inventory; playbook is relative to scenario_dir."""
+    return subprocess.run(
+        ["ansible-playbook", "-i", inventory(), os.path.join(scenario_dir, playbook), *extra],
+        env=env or play_env(), capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def gateway_health(edge):
+    """Edge Envoy's view of each gateway: {hostname: healthy?}."""
+    clusters = json.loads(admin(edge, "/clusters?format=json"))
+    health = {}
+    for cluster in clusters["cluster_statuses"]:
+        if cluster["name"] != "gateways":
+            continue
+        for member in cluster.get("host_statuses", []):
+            status = member.get("health_status", {})
+            healthy = status.get("eds_health_status") == "HEALTHY" and not any(
+                status.get(flag) for flag in ("failed_active_health_check", "failed_outlier_check")
+            )
+            health[member.get("hostname")] = healthy
+    return health
+
+
+def wait_health(edge, gateway, healthy, timeout=60):
+    deadline = time.monotonic() + timeout
+    seen = {}
+    while time.monotonic() < deadline:
+        seen = gateway_health(edge)
+        if seen.get(gateway) is healthy:
+            return
+        time.sleep(1)
+    pytest.fail("edge Envoy never saw %s healthy=%s: %s" % (gateway, healthy, seen))
+
+
+def logins_via(gateway_host, users):
+    """How many LOGINs of these users this gateway's NGINX has proxied."""
+    log = gateway_host.run("cat /var/log/nginx/error.log").stdout
+    return sum(log.count('login: "%s", upstream' % user) for user in users)
