@@ -13,7 +13,9 @@ What is proved:
   connection byte for byte to the store's backend; the ingress refuses a certificate of
   the same CA with another name, no certificate, and plain TCP;
 - a certificate renamed over the live one is taken without a restart, and a connection
-  opened before the renewal keeps working.
+  opened before the renewal keeps working;
+- the role's start-up page reclaimer (mailmesh-envoy-reclaim.py) takes the binary's
+  file-backed pages out of Envoy's RSS, and Envoy keeps carrying connections.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pathlib
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -584,4 +587,45 @@ def test_new_key_and_certificate_renamed_in_one_after_the_other(mesh):
     with socket.create_connection(("127.0.0.1", mesh.egress_port), timeout=5) as client:
         client.sendall(payload)
         assert mesh.backend.wait_data(1, len(payload)) == payload
+    assert ingress.proc.poll() is None
+
+
+# --- start-up pages -------------------------------------------------------------------
+
+RECLAIM_SCRIPT = (pathlib.Path(__file__).resolve().parents[2]
+                  / "roles/envoy/files/mailmesh-envoy-reclaim.py")
+
+
+def _rss_file_kib(pid):
+    for line in pathlib.Path("/proc/%d/status" % pid).read_text(encoding="ascii").splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    raise AssertionError("no RssFile in /proc/%d/status" % pid)
+
+
+def test_startup_pages_are_reclaimed_and_envoy_keeps_serving(tmp_path, envoy, pki, backend,
+                                                             start_envoy):
+    """The unit's ExecStartPost, run as the role runs it: the binary's file-backed pages
+    leave Envoy's RSS, and a connection made afterwards is carried as before. One Envoy
+    only: the kernel keeps a page that another process maps too."""
+    spec = make_spec("mesh_ingress", write_sds(tmp_path, pki, "store1"),
+                     ingress={"backend_port": backend.port, "allowed_peers": ["gw1"]})
+    ingress = start_envoy(tmp_path, spec)
+    before = _rss_file_kib(ingress.proc.pid)
+    result = subprocess.run(
+        [sys.executable, str(RECLAIM_SCRIPT), "--pid", str(ingress.proc.pid), "--binary", envoy,
+         "--ready-url", ingress.admin_url + "/ready", "--timeout", "10"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "reclaimed the binary's start-up pages" in result.stdout, result.stdout
+    after = _rss_file_kib(ingress.proc.pid)
+    assert before > 16 * 1024, before  # the release build maps tens of MiB at start
+    assert after < before / 2, (before, after, result.stdout)
+
+    context, server_name = tls_client(pki, "gw1")
+    payload = PROXY_HEADER + b"r1 NOOP\r\n"
+    with socket.create_connection(("127.0.0.1", spec["ingress"]["listen_port"]), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=server_name) as conn:
+            conn.sendall(payload)
+            assert backend.wait_data(0, len(payload)) == payload
     assert ingress.proc.poll() is None
