@@ -3,9 +3,8 @@
 
 Envoy's release build registers every extension it carries when it starts, and so maps
 in about 50 MiB of the binary's code and read-only data; a sidecar runs less than half
-of that afterwards.
-They are clean file pages: the kernel drops them when memory runs short, but until then
-they count in Envoy's resident memory and hold the page cache. Once Envoy is ready, this
+of that afterwards. They are clean file pages: the kernel drops them when memory runs
+short, but until then they count in Envoy's resident memory and hold the page cache. Once Envoy is ready, this
 asks the kernel to reclaim them now (process_madvise with MADV_PAGEOUT, Linux 5.10 or
 later). A page Envoy still uses comes back on its next touch, from the page cache or the
 disk; the binary's writable data and Envoy's own memory are left alone.
@@ -77,14 +76,13 @@ def refusal(code):
 
 
 def page_out(pid, ranges):
-    """Bytes the kernel was asked to reclaim; raises OSError when it refuses."""
+    """Ask the kernel to reclaim `ranges` of `pid`; raises OSError when it refuses."""
     number = SYSCALL_NUMBERS.get(platform.machine())
     if number is None:
         raise OSError(errno.ENOSYS, "no process_madvise number for %s" % platform.machine())
     libc = ctypes.CDLL(None, use_errno=True)
     pidfd = os.pidfd_open(pid)
     try:
-        total = 0
         for batch in batches(ranges):
             vectors = (IoVec * len(batch))(*[IoVec(start, length) for start, length in batch])
             done = libc.syscall(ctypes.c_long(number), ctypes.c_int(pidfd), vectors,
@@ -93,8 +91,6 @@ def page_out(pid, ranges):
             if done < 0:
                 code = ctypes.get_errno()
                 raise OSError(code, os.strerror(code))
-            total += done
-        return total
     finally:
         os.close(pidfd)
 
