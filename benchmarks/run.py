@@ -556,12 +556,16 @@ def ansible_env() -> dict:
     site = next(iter(sorted(venv.glob("lib/python3*/site-packages"))), venv)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["ANSIBLE_COLLECTIONS_PATH"] = f"{REPO / '.build' / 'collections'}{os.pathsep}{site}"
+    # As the Makefile: Mitogen's strategies, for a run that asks for one (--strategies).
+    env["ANSIBLE_STRATEGY_PLUGINS"] = str(site / "ansible_mitogen" / "plugins" / "strategy")
     env["ANSIBLE_NOCOLOR"] = "1"
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env.pop(PASSWORD_ENV, None)
     return env
 
 
+# Stock Ansible's strategies and Mitogen's (requirements/controller.txt).
+STRATEGIES = {"linear", "free", "host_pinned", "mitogen_linear", "mitogen_free", "mitogen_host_pinned"}
 PROFILE_LINE_RE = re.compile(r"^(?P<name>.+?) -{2,} (?P<seconds>\d+\.\d+)s$")
 TASK_CLOCK_RE = re.compile(r"\(\d+:\d+:\d+\.\d+\)\s+(?P<h>\d+):(?P<m>\d+):(?P<s>\d+\.\d+)\s+\*")
 
@@ -608,7 +612,12 @@ def timed(argv: list[str], timeout: float, env: dict) -> dict:
 
 
 def ansible_phase(args: argparse.Namespace) -> dict:
-    env = ansible_env()
+    """The re-run against the ping floor, once per strategy (stock linear, Mitogen)."""
+    return {strategy: ansible_pair(args, strategy) for strategy in args.strategies.split(",")}
+
+
+def ansible_pair(args: argparse.Namespace, strategy: str) -> dict:
+    env = dict(ansible_env(), ANSIBLE_STRATEGY=strategy)
     # Timing callbacks for the playbook (they print, they do not slow it measurably).
     profile_env = dict(env, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_roles,ansible.posix.profile_tasks",
                        PROFILE_TASKS_TASK_OUTPUT_LIMIT="15")
@@ -618,14 +627,14 @@ def ansible_phase(args: argparse.Namespace) -> dict:
     # Alternate, so both see the same background load.
     for i in range(max(args.ping_runs, args.site_runs)):
         if i < args.ping_runs:
-            log(f"ansible ping run {i + 1}")
+            log(f"[{strategy}] ansible ping run {i + 1}")
             run = timed(ping_argv, 600, env)
             run["hosts_ok"] = run["stdout"].count("SUCCESS")
             run.pop("stdout")
             pings.append(run)
             log(f"  {run['wall_s']} s, rc {run['rc']}, {run['hosts_ok']} hosts")
         if i < args.site_runs:
-            log(f"site.yml re-run {i + 1}")
+            log(f"[{strategy}] site.yml re-run {i + 1}")
             run = timed(site_argv, 1800, profile_env)
             run["recap"] = {m["host"]: {k: int(v) for k, v in m.groupdict().items() if k != "host"}
                             for m in RECAP_RE.finditer(run["stdout"])}
@@ -633,7 +642,7 @@ def ansible_phase(args: argparse.Namespace) -> dict:
             run["tasks_ok_total"] = sum(h["ok"] for h in run["recap"].values())
             tail = run.pop("stdout").strip().splitlines()
             run.update(profile_summary("\n".join(tail)))
-            recap_at = max(n for n, line in enumerate(tail) if line.startswith("PLAY RECAP"))
+            recap_at = max((n for n, line in enumerate(tail) if line.startswith("PLAY RECAP")), default=len(tail))
             run["recap_text"] = "\n".join(tail[recap_at:recap_at + len(run["recap"]) + 1])
             sites.append(run)
             log(f"  {run['wall_s']} s, rc {run['rc']}, changed={run['changed_total']}")
@@ -643,7 +652,7 @@ def ansible_phase(args: argparse.Namespace) -> dict:
     if args.also_without:
         # The same pair without the emulated host(s): what native hosts alone cost.
         limit = ["--limit", ",".join(f"!{name}" for name in args.also_without.split(","))]
-        log(f"ansible ping and site.yml re-run {shlex.join(limit)}")
+        log(f"[{strategy}] ansible ping and site.yml re-run {shlex.join(limit)}")
         ping_run = timed(ping_argv + limit, 600, env)
         site_run = timed(site_argv + limit, 1800, profile_env)
         site_recap = {m["host"]: int(m["changed"]) for m in RECAP_RE.finditer(site_run.pop("stdout"))}
@@ -653,9 +662,10 @@ def ansible_phase(args: argparse.Namespace) -> dict:
                    "ratio": round(site_run["wall_s"] / ping_run["wall_s"], 2) if ping_run["wall_s"] else None}
         log(f"  ping {without['ping_s']} s, site.yml {without['site_s']} s (rc {without['site_rc']})")
     return {
+        "strategy": strategy,
         "without": without,
-        "ping_command": shlex.join(ping_argv),
-        "site_command": shlex.join(site_argv),
+        "ping_command": f"ANSIBLE_STRATEGY={strategy} {shlex.join(ping_argv)}",
+        "site_command": f"ANSIBLE_STRATEGY={strategy} {shlex.join(site_argv)}",
         "ping": pings,
         "site": sites,
         "ping_median_s": ping_s,
@@ -742,14 +752,15 @@ def print_tables(results: dict) -> None:
                 print(f"| {probe['container']} | {probe['arch']} | {state} | {fmt(values.get('VmRSS', 0) / 1024)} "
                       f"| {fmt(values.get('RssAnon', 0) / 1024)} | {fmt(values.get('RssFile', 0) / 1024)} "
                       f"| {fmt(values.get('VmHWM', 0) / 1024)} | {values.get('Threads', '-')} |")
-    ansible = results.get("ansible")
-    if ansible:
-        print(f"\nansible ping: {[r['wall_s'] for r in ansible['ping']]} s (median {ansible['ping_median_s']});"
+    for strategy, ansible in (results.get("ansible") or {}).items():
+        print(f"\n[{strategy}] ansible ping: {[r['wall_s'] for r in ansible['ping']]} s"
+              f" (median {ansible['ping_median_s']});"
               f" site.yml re-run: {[r['wall_s'] for r in ansible['site']]} s (median {ansible['site_median_s']},"
               f" changed={[r['changed_total'] for r in ansible['site']]}); ratio {ansible['ratio']}")
         if ansible.get("without"):
             w = ansible["without"]
-            print(f"{w['limit']}: ping {w['ping_s']} s, site.yml re-run {w['site_s']} s; ratio {w['ratio']}")
+            print(f"[{strategy}] {w['limit']}: ping {w['ping_s']} s, site.yml re-run {w['site_s']} s;"
+                  f" ratio {w['ratio']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -784,6 +795,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--site-runs", type=int, default=2)
     parser.add_argument("--also-without", default="lab-pi1",
                         help="hosts left out of one more ping and site.yml pair (empty: none)")
+    parser.add_argument("--strategies", default="linear,mitogen_linear",
+                        help="Ansible strategies the re-run and the ping are timed with, in turn")
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--skip-paced", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
@@ -798,6 +811,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--paced-duration 1..120 s, --paced-rounds 1..10, --pause 0..60 s")
     if not 0 <= args.deployed_rounds <= 10 or not re.fullmatch(r"[1-9][0-9]{0,6}r/s", args.lifted_rate):
         parser.error("--deployed-rounds 0..10, --lifted-rate like 100000r/s")
+    if not set(args.strategies.split(",")) <= STRATEGIES:
+        parser.error(f"--strategies: a comma-separated list of {', '.join(sorted(STRATEGIES))}")
     unknown = set(args.paths.split(",")) - set(PATHS)
     if unknown or "direct" not in args.paths.split(","):
         parser.error(f"--paths: known {sorted(PATHS)}, and direct is required (the ratios' base)")

@@ -88,6 +88,8 @@ def test_recap_and_profile_lines_are_parsed():
     ["--lifted-rate", "0r/s"],
     ["--paths", "chain"],
     ["--paths", "direct,elsewhere"],
+    ["--strategies", "mitogen"],
+    ["--strategies", "linear,"],
 ])
 def test_bad_settings_are_refused_before_the_lab_is_touched(argv, monkeypatch, capsys):
     def no_docker(*_args, **_kwargs):

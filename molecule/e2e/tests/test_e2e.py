@@ -219,8 +219,8 @@ def _play_command(playbook, *extra):
     return ["ansible-playbook", "-i", mesh_checks.inventory(), os.path.join(SCENARIO_DIR, playbook), *extra]
 
 
-def _play(playbook, *extra, timeout=1800):
-    return mesh_checks.play(SCENARIO_DIR, playbook, *extra, timeout=timeout, env=_play_env())
+def _play(playbook, *extra, timeout=1800, env=None):
+    return mesh_checks.play(SCENARIO_DIR, playbook, *extra, timeout=timeout, env=env or _play_env())
 
 
 RECAP = re.compile(
@@ -663,6 +663,34 @@ def test_rotation_of_the_gateways_alone(hosts, ca_file):
 
 
 # --- still converged -------------------------------------------------------------------
+
+
+def test_site_with_mitogen_as_make_lab_runs_it_changes_nothing():
+    """`make lab` applies site.yml with Mitogen's strategy (mitogen_linear, from
+    ANSIBLE_STRATEGY_PLUGINS, which the Makefile sets): it reaches every host through
+    Mitogen's own transport, and on the converged mesh it changes nothing."""
+    env = dict(_play_env(), ANSIBLE_STRATEGY="mitogen_linear")
+    plugins = env.get("ANSIBLE_STRATEGY_PLUGINS", "")
+    assert os.path.isfile(os.path.join(plugins, "mitogen_linear.py")), (
+        "ANSIBLE_STRATEGY_PLUGINS=%r has no mitogen_linear.py: run the tests through make" % plugins)
+    # What runs a task's command on each host: Mitogen's long-lived interpreter names
+    # itself python3(mitogen:...); stock Ansible's is a plain python3 per task.
+    parents = subprocess.run(
+        ["ansible", "all", "-i", mesh_checks.inventory(), "-m", "ansible.builtin.shell",
+         "-a", "tr '\\0' ' ' < /proc/$PPID/cmdline"],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert parents.returncode == 0, parents.stdout[-3000:] + parents.stderr[-2000:]
+    by_host = dict(re.findall(r"^(\S+) \| CHANGED \| rc=0 >>\n(.*)$", parents.stdout, re.MULTILINE))
+    assert set(by_host) == set(ALL_HOSTS), parents.stdout
+    assert all("(mitogen:" in line for line in by_host.values()), by_host
+
+    play = _play("converge.yml", env=env)
+    assert play.returncode == 0, play.stdout[-6000:] + play.stderr[-2000:]
+    recap = _recap(play.stdout)
+    assert set(recap) == set(ALL_HOSTS), recap
+    assert all(counts["changed"] == 0 and counts["failed"] == 0 for counts in recap.values()), recap
+    assert _changed_tasks(play.stdout) == []
 
 
 def test_site_in_check_mode_reports_no_change():
