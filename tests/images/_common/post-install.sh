@@ -48,3 +48,7 @@ chmod 0440 /etc/sudoers.d/90-root
 # Keep the image small.
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/*.log /tmp/* /var/tmp/*
+# No package lists, so say the last update was never: Ansible's apt module judges
+# cache_valid_time by this directory's mtime and would otherwise trust the empty cache
+# for an hour after the build ("No package matching ... is available").
+touch -d @0 /var/lib/apt/lists
