@@ -63,7 +63,7 @@ $(VENV_STAMP): $(REQUIREMENTS)
 	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(REQUIREMENTS)
 	@touch $@
-	@echo "==> venv: $$($(VENV)/bin/ansible --version | head -n1), $$($(VENV)/bin/python -m pip show molecule 2>/dev/null | sed -n 's/^Version: /molecule /p')"
+	@echo "==> venv: $$($(VENV)/bin/ansible --version | sed -n 1p), $$($(VENV)/bin/python -m pip show molecule 2>/dev/null | sed -n 's/^Version: /molecule /p')"
 
 collection:
 	@bash tests/harness/collection-link.sh
