@@ -15,9 +15,13 @@ IMAGES      ?= debian12 debian13 debian12-arm64
 SCENARIO    ?=
 
 export PATH := $(VENV)/bin:$(PATH)
-# .build/collections gives mailmesh.imap (a symlink to this repo), the venv's
-# site-packages gives community.docker & co. from the `ansible` PyPI package.
-export ANSIBLE_COLLECTIONS_PATH := $(BUILD)/collections:$(VENV_SITE)
+# .build/collections holds mailmesh.imap (a symlink to this repo) and links to the few
+# collections it uses from the venv (community.docker, ansible.posix: see
+# tests/harness/collection-link.sh); nothing else. The sys.path scan stays off, so the
+# hundred other collections of the `ansible` PyPI package stay out of sight: Mitogen
+# lists every visible collection whenever a worker runs a collection's module.
+export ANSIBLE_COLLECTIONS_PATH := $(BUILD)/collections
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := False
 # Mitogen's strategy plugins (mitogen_linear, ...) from the venv. Nothing uses them unless a
 # run asks for one: `make lab` (LAB_STRATEGY), the e2e scenario's re-run test and the
 # benchmark do.
@@ -66,7 +70,7 @@ $(VENV_STAMP): $(REQUIREMENTS)
 	@echo "==> venv: $$($(VENV)/bin/ansible --version | sed -n 1p), $$($(VENV)/bin/python -m pip show molecule 2>/dev/null | sed -n 's/^Version: /molecule /p')"
 
 collection:
-	@bash tests/harness/collection-link.sh
+	@bash tests/harness/collection-link.sh $(VENV_SITE)
 
 docker:
 	@bash tests/harness/docker-engine.sh
@@ -76,10 +80,11 @@ images: docker
 
 # ANSIBLE_HOME under .build: ansible-lint puts $$ANSIBLE_HOME/collections first in the
 # collections path; ~/.ansible/collections may hold a stale copy of this collection.
+# ansible-lint manages the collections path itself and warns when the sys.path scan is off.
 lint: venv
 	@echo "==> lint: ansible-lint (profile production)"
 	@mkdir -p $(BUILD)/ansible-lint-home
-	@ANSIBLE_HOME=$(BUILD)/ansible-lint-home ansible-lint
+	@env -u ANSIBLE_COLLECTIONS_SCAN_SYS_PATH ANSIBLE_HOME=$(BUILD)/ansible-lint-home ansible-lint
 
 # ansible-test runs on the built tarball installed under .build/sanity, as a user would get it.
 sanity: venv

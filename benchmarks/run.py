@@ -555,7 +555,9 @@ def ansible_env() -> dict:
     venv = REPO / ".venv"
     site = next(iter(sorted(venv.glob("lib/python3*/site-packages"))), venv)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    env["ANSIBLE_COLLECTIONS_PATH"] = f"{REPO / '.build' / 'collections'}{os.pathsep}{site}"
+    # As the Makefile: only the collections the project uses (tests/harness/collection-link.sh).
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / ".build" / "collections")
+    env["ANSIBLE_COLLECTIONS_SCAN_SYS_PATH"] = "False"
     # As the Makefile: Mitogen's strategies, for a run that asks for one (--strategies).
     env["ANSIBLE_STRATEGY_PLUGINS"] = str(site / "ansible_mitogen" / "plugins" / "strategy")
     env["ANSIBLE_NOCOLOR"] = "1"

@@ -109,6 +109,9 @@ def test_lab_hosts_and_containers():
         # The short name: Mitogen (make lab) takes over only that; stock Ansible follows
         # its redirect to community.docker.docker (test below).
         assert hostvars[host]["ansible_connection"] == "docker", host
+        # docker exec is root already: no sudo in the lab (connection variables outrank
+        # the plays' `become: true`).
+        assert hostvars[host]["ansible_become"] is False, host
     # Published on the host's loopback only (the expression in group_vars/all.yml).
     assert hostvars["lab-gw1"]["lab_client_port"] == 9930
     assert "'127.0.0.1:%s:993'" in hostvars["lab-gw1"]["lab_published_ports"]
