@@ -558,6 +558,7 @@ def ansible_env() -> dict:
     # As the Makefile: only the collections the project uses (tests/harness/collection-link.sh).
     env["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / ".build" / "collections")
     env["ANSIBLE_COLLECTIONS_SCAN_SYS_PATH"] = "False"
+    env["ANSIBLE_INJECT_FACT_VARS"] = "False"
     # As the Makefile: Mitogen's strategies, for a run that asks for one (--strategies).
     env["ANSIBLE_STRATEGY_PLUGINS"] = str(site / "ansible_mitogen" / "plugins" / "strategy")
     env["ANSIBLE_NOCOLOR"] = "1"
@@ -573,22 +574,34 @@ TASK_CLOCK_RE = re.compile(r"\(\d+:\d+:\d+\.\d+\)\s+(?P<h>\d+):(?P<m>\d+):(?P<s>
 
 
 def profile_summary(stdout: str) -> dict:
-    """Per-play wall time and the slowest tasks/roles from ansible.posix's profile callbacks."""
+    """Per-play wall time and the slowest tasks/roles from ansible.posix's profile callbacks.
+
+    A play lasts from its first task's clock to the next play's; the last one to the clock
+    profile_tasks prints after the recap (None without it).
+    """
     plays: list[list] = []
+    end = None
+    after_recap = False
     for line in stdout.splitlines():
-        if line.startswith("PLAY [") and "RECAP" not in line:
+        if line.startswith("PLAY RECAP"):
+            after_recap = True
+        elif line.startswith("PLAY [") and not after_recap:
             plays.append([line[6:line.index("]")], None])
         clock = TASK_CLOCK_RE.search(line)
-        if clock and plays and plays[-1][1] is None:
-            plays[-1][1] = int(clock["h"]) * 3600 + int(clock["m"]) * 60 + float(clock["s"])
-    starts = [start for _name, start in plays if start is not None]
+        if not clock:
+            continue
+        seconds = int(clock["h"]) * 3600 + int(clock["m"]) * 60 + float(clock["s"])
+        if after_recap:
+            end = seconds if end is None else end
+        elif plays and plays[-1][1] is None:
+            plays[-1][1] = seconds
+    bounds = [start for _name, start in plays if start is not None] + ([end] if end is not None else [])
     play_seconds = {}
     for name, start in plays:
-        later = [s for s in starts if start is not None and s > start]
-        if start is not None and later:
-            play_seconds[name] = round(min(later) - start, 1)
-        elif start is not None:
-            play_seconds[name] = None  # the last play: until the run's end
+        if start is None:
+            continue
+        later = [bound for bound in bounds if bound > start]
+        play_seconds[name] = round(min(later) - start, 1) if later else None
     recap_at = stdout.rfind("PLAY RECAP")
     slowest = []
     for line in stdout[recap_at:].splitlines() if recap_at >= 0 else []:

@@ -78,6 +78,36 @@ def test_recap_and_profile_lines_are_parsed():
     assert summary["profile"] == [["envoy", 78.2], ["vault_server", 41.13]]
 
 
+PLAYS = """
+PLAY [Vault servers] ***********************************************************
+
+TASK [Gathering Facts] *********************************************************
+Thursday 26 November 2026  09:12:52 +0000 (0:00:00.133)       0:00:00.133 *****
+ok: [lab-vault1]
+
+PLAY [Edge devices] ************************************************************
+
+TASK [Gathering Facts] *********************************************************
+Thursday 26 November 2026  09:12:57 +0000 (0:00:01.106)       0:00:05.433 *****
+ok: [lab-pi1]
+
+PLAY RECAP *********************************************************************
+lab-pi1                    : ok=1    changed=0    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0
+
+Thursday 26 November 2026  09:13:05 +0000 (0:00:00.333)       0:00:13.033 *****
+===============================================================================
+"""
+
+
+def test_every_play_gets_its_seconds_the_last_one_until_the_recap_clock():
+    summary = bench.profile_summary(PLAYS)
+    assert summary["play_seconds"] == {"Vault servers": 5.3, "Edge devices": 7.6}
+    assert summary["play_started_after_s"] == {"Vault servers": 0.133, "Edge devices": 5.433}
+    # Without profile_tasks' clock after the recap, the last play has no end.
+    cut = PLAYS[:PLAYS.index("Thursday 26 November 2026  09:13:05")]
+    assert bench.profile_summary(cut)["play_seconds"] == {"Vault servers": 5.3, "Edge devices": None}
+
+
 @pytest.mark.parametrize("argv", [
     ["--rounds", "0"],
     ["--duration", "600"],
