@@ -23,8 +23,8 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(BUILD)/collections
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := False
 # The roles read facts only from ansible_facts. ansible-core 2.20 deprecates the top-level
-# ansible_* copies (gone in 2.24): every run here goes without them, which also spares
-# Ansible copying each host's facts into its variables for every task.
+# ansible_* copies (gone in 2.24): every run here goes without them, so nothing comes to
+# depend on them.
 export ANSIBLE_INJECT_FACT_VARS := False
 # Mitogen's strategy plugins (mitogen_linear, ...) from the venv. Nothing uses them unless a
 # run asks for one: `make lab` (LAB_STRATEGY), the e2e scenario's re-run test and the
