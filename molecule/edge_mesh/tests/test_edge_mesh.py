@@ -335,6 +335,30 @@ def test_forced_renewal_keeps_sessions_and_envoy_serves_the_new_serial(hosts):
     assert _on_store(hosts[STORE], subject)
 
 
+# --- re-runs -------------------------------------------------------------------------
+
+
+def test_a_rerun_puts_back_what_drifted_and_then_skips_the_tasks(hosts):
+    """One comparison per host (host_state) decides whether the role's tasks run at all."""
+    gateway = hosts["em-gw2"]
+    pid = _envoy_pid(gateway)
+    assert gateway.run("chmod 0700 /usr/local/lib/mailmesh && usermod -s /bin/sh envoy").rc == 0
+    play = _play("envoy.yml", "--limit", "em-gw2")
+    output = play.stdout + play.stderr
+    assert play.returncode == 0, output[-3000:]
+    assert re.search(r"em-gw2\s*:\s*ok=\d+\s+changed=2\s", output), output[-1500:]
+    assert gateway.file("/usr/local/lib/mailmesh").mode == 0o755
+    assert gateway.user("envoy").shell == "/usr/sbin/nologin"
+    assert _envoy_pid(gateway) == pid  # neither change needs a restart
+    play = _play("envoy.yml", "--limit", "em-gw2")
+    output = play.stdout + play.stderr
+    assert play.returncode == 0, output[-3000:]
+    assert re.search(r"em-gw2\s*:\s*ok=\d+\s+changed=0\s", output), output[-1500:]
+    # Nothing differs: the tasks that would each check one thing are not even listed.
+    assert "Create the envoy user" not in output and "Write the SDS files" not in output, output[-3000:]
+    assert "Check that Envoy serves its certificate" in output
+
+
 # --- bad input -----------------------------------------------------------------------
 
 

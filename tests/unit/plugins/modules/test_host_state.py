@@ -1,0 +1,127 @@
+"""Unit tests for plugins/modules/host_state.py: every kind of difference, on real files."""
+
+import hashlib
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.mailmesh.imap.plugins.modules import host_state as module
+
+
+@pytest.fixture
+def tree(tmp_path):
+    (tmp_path / "conf").mkdir(mode=0o750)
+    os.chmod(tmp_path / "conf", 0o750)
+    config = tmp_path / "conf" / "app.yaml"
+    config.write_text("listen: 143\n")
+    os.chmod(config, 0o640)
+    os.symlink("app-1.0", tmp_path / "app")
+    return tmp_path
+
+
+def sha256(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def spec(path, **kw):
+    return dict({"state": "file", "sha256": None, "target": None, "owner": None, "group": None, "mode": None},
+                path=str(path), **kw)
+
+
+def test_a_host_as_expected_has_no_differences(tree):
+    me = module._name(module.pwd.getpwuid, os.getuid())
+    assert module.file_differences(spec(tree / "conf", state="directory", owner=me, mode="0750")) == []
+    assert module.file_differences(spec(tree / "conf" / "app.yaml", sha256=sha256("listen: 143\n"),
+                                        owner=me, mode="0640")) == []
+    assert module.file_differences(spec(tree / "app", state="link", target="app-1.0")) == []
+
+
+def test_each_difference_is_named(tree):
+    config = tree / "conf" / "app.yaml"
+    assert module.file_differences(spec(config, sha256=sha256("listen: 993\n"))) == ["%s: content differs" % config]
+    assert module.file_differences(spec(config, mode="0600")) == ["%s: mode is 0640, not 0600" % config]
+    assert module.file_differences(spec(config, owner="nobody-at-all"))[0].startswith("%s: owner is " % config)
+    assert module.file_differences(spec(config, group="no-such-group"))[0].startswith("%s: group is " % config)
+    assert module.file_differences(spec(tree / "gone")) == ["%s/gone: missing" % tree]
+    assert module.file_differences(spec(tree / "conf")) == ["%s/conf: not a file" % tree]
+    assert module.file_differences(spec(tree / "app", state="link", target="app-2.0")) == [
+        "%s/app: points at app-1.0, not app-2.0" % tree]
+    # A link is not followed: a link where a file belongs is a difference.
+    assert module.file_differences(spec(tree / "app")) == ["%s/app: not a file" % tree]
+
+
+def test_octal_modes_as_strings_or_as_yaml_numbers():
+    assert module._mode("0640") == 0o640
+    assert module._mode("640") == 0o640
+    assert module._mode(0o640) == 0o640
+
+
+def test_accounts(monkeypatch):
+    root = module.pwd.getpwnam("root")
+    group = module._name(module.grp.getgrgid, root.pw_gid)
+    assert module.account_differences([group], [{"name": "root", "group": group, "shell": root.pw_shell,
+                                                 "home": root.pw_dir}]) == []
+    assert module.account_differences(["no-such-group"], [{"name": "no-such-user"}]) == [
+        "group no-such-group: missing", "user no-such-user: missing"]
+    assert module.account_differences([], [{"name": "root", "shell": "/usr/sbin/nologin"}]) == [
+        "user root: shell is %s, not /usr/sbin/nologin" % root.pw_shell]
+
+
+def test_installed_packages_as_dpkg_query_shows_them():
+    output = "iproute2 ii \nca-certificates hi \nold rc \nlibc6:amd64 ii \nhalf iU \n"
+    assert module.installed_packages(output) == {"iproute2", "ca-certificates", "libc6"}
+
+
+def test_units_from_systemctl_show():
+    output = ("Id=envoy.service\nLoadState=loaded\nUnitFileState=enabled\nActiveState=active\n\n"
+              "Id=q.service\nLoadState=not-found\nUnitFileState=\nActiveState=inactive\n")
+    units = module.parse_units(output)
+    assert [u["Id"] for u in units] == ["envoy.service", "q.service"]
+    assert units[1]["LoadState"] == "not-found"
+
+
+def test_services_compare_enabled_and_active():
+    class Fake:
+        def __init__(self, out):
+            self.out = out
+            self.argv = None
+
+        def run_command(self, argv):
+            self.argv = argv
+            return 0, self.out, ""
+
+        def fail_json(self, **kw):
+            raise AssertionError(kw)
+
+    fake = Fake("Id=envoy.service\nLoadState=loaded\nUnitFileState=disabled\nActiveState=failed\n\n"
+                "Id=q.service\nLoadState=not-found\nUnitFileState=\nActiveState=inactive\n")
+    assert module.service_differences(fake, ["envoy", "q.service"]) == [
+        "envoy.service: not enabled (disabled)", "envoy.service: not active (failed)",
+        "q.service: not loaded (not-found)"]
+    assert fake.argv[-2:] == ["envoy.service", "q.service"]
+
+
+def test_the_module_reports_and_changes_nothing(tree, run_module):
+    config = tree / "conf" / "app.yaml"
+    before = config.stat()
+    files = [{"path": str(config), "mode": "0600"}, {"path": str(tree / "gone")}]
+    result = run_module(module, {"files": files})
+    assert result["changed"] is False
+    assert result["differences"] == ["%s: mode is 0640, not 0600" % config, "%s/gone: missing" % tree]
+    assert config.stat() == before
+
+
+def test_bad_input_names_the_option(tree, run_module):
+    result = run_module(module, {"files": [{"path": str(tree), "mode": "rw-r"}]})
+    assert result["failed"] and "files: mode of" in result["msg"]
+    result = run_module(module, {"files": [{"path": str(tree / "app"), "state": "link"}]})
+    assert result["failed"] and "no target" in result["msg"]
+
+
+def test_documented_options_and_return_values():
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    assert set(doc["options"]) == {"files", "packages", "groups", "users", "services"}
+    assert set(doc["options"]["files"]["suboptions"]) == {"path", "state", "sha256", "target", "owner", "group", "mode"}
+    assert yaml.safe_load(module.EXAMPLES)
+    assert set(yaml.safe_load(module.RETURN)) == {"differences"}
