@@ -57,6 +57,25 @@ attributes:
     support: full
     description: Shows serial number, names, validity and issuer before and after; never key material.
 options:
+  url:
+    description:
+      - URL of the Vault or OpenBao server, for example C(https://vault1:8200).
+      - Required unless O(approle_file) gives it.
+    type: str
+    required: false
+  approle_file:
+    description:
+      - "A JSON file on the host with the host's AppRole credentials and where to use
+        them, as the C(client) entry point of the C(vault_server) role writes it:
+        C(url), C(role_id), C(secret_id), C(approle_mount), C(mount) (the PKI mount),
+        C(pki_role) and, optionally, C(ca_cert)."
+      - The module reads it on the host, so the secret ID never passes through the
+        controller. Implies O(auth_method=approle); O(ca_cert), when set, wins over the
+        file's C(ca_cert).
+      - Mutually exclusive with the options the file gives (O(url), O(role_id),
+        O(secret_id), O(approle_mount_point), O(engine_mount_point), O(role_name)), and
+        with O(auth_method) and O(token).
+    type: path
   engine_mount_point:
     description:
       - Mount point of the PKI secrets engine that issues the certificate.
@@ -65,8 +84,8 @@ options:
   role_name:
     description:
       - Name of the PKI role to sign with.
+      - Required unless O(approle_file) gives it.
     type: str
-    required: true
   common_name:
     description:
       - Common name (CN) of the certificate. Vault usually adds it to the DNS SANs too.
@@ -206,6 +225,13 @@ EXAMPLES = r"""
     cert_path: /etc/dovecot/tls/cert.pem
     key_path: /etc/dovecot/tls/key.pem
 
+- name: Keep the certificate with the host's own AppRole (its file stays on the host)
+  mailmesh.imap.vault_pki_cert:
+    approle_file: /etc/mailmesh/vault/approle.json
+    common_name: "{{ inventory_hostname }}"
+    cert_path: /etc/mailmesh/tls/envoy/cert.pem
+    key_path: /etc/mailmesh/tls/envoy/key.pem
+
 - name: Rotate key and certificate now
   mailmesh.imap.vault_pki_cert:
     url: https://vault1:8200
@@ -295,6 +321,7 @@ fullchain_path:
   sample: /etc/envoy/tls/fullchain.pem
 """
 
+import json
 import os
 import tempfile
 import traceback
@@ -313,10 +340,17 @@ except ImportError:  # VaultModule fails with missing_required_lib('hvac')
     pass
 
 
+# What approle_file gives: the file's key for each option.
+APPROLE_FILE_KEYS = dict(url="url", role_id="role_id", secret_id="secret_id",
+                         approle_mount_point="approle_mount", engine_mount_point="mount",
+                         role_name="pki_role")
+
+
 def argument_spec():
-    return VaultModule.generate_argspec(
+    spec = VaultModule.generate_argspec(
+        approle_file=dict(type="path"),
         engine_mount_point=dict(type="str", default="pki_int"),
-        role_name=dict(type="str", required=True),
+        role_name=dict(type="str"),
         common_name=dict(type="str", required=True),
         alt_names=dict(type="list", elements="str", default=[]),
         ip_sans=dict(type="list", elements="str", default=[]),
@@ -332,6 +366,32 @@ def argument_spec():
         rotate_key=dict(type="bool", default=False, no_log=False),
         force=dict(type="bool", default=False),
     )
+    spec["url"] = dict(spec["url"], required=False)
+    return spec
+
+
+def load_approle_file(module):
+    """Fill the connection and login options from approle_file, read on the host."""
+    path = module.params["approle_file"]
+    if not path:
+        return
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read().decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="approle_file %s: cannot read it as JSON (%s); the Vault tier "
+                             "(the vault_server role's client entry point) writes it" % (path, to_native(exc)))
+    if not isinstance(data, dict):
+        module.fail_json(msg="approle_file %s: expected a JSON object" % path)
+    missing = sorted(key for key in APPROLE_FILE_KEYS.values() if not data.get(key))
+    if missing:
+        module.fail_json(msg="approle_file %s lacks %s" % (path, ", ".join(missing)))
+    module.no_log_values.add(str(data["secret_id"]))
+    for option, key in APPROLE_FILE_KEYS.items():
+        module.params[option] = str(data[key])
+    module.params["auth_method"] = "approle"
+    if not module.params["ca_cert"] and data.get("ca_cert"):
+        module.params["ca_cert"] = str(data["ca_cert"])
 
 
 class PkiCert:
@@ -611,7 +671,11 @@ def main():
         argument_spec=argument_spec(),
         supports_check_mode=True,
         add_file_common_args=True,
+        mutually_exclusive=[("approle_file", option) for option in
+                            sorted(APPROLE_FILE_KEYS) + ["auth_method", "token"]],
+        required_one_of=[("url", "approle_file"), ("role_name", "approle_file")],
     )
+    load_approle_file(module)
     if pki.CRYPTOGRAPHY_IMPORT_ERROR is not None:
         module.fail_json(
             msg=missing_required_lib("cryptography"), exception=pki.CRYPTOGRAPHY_IMPORT_ERROR

@@ -52,9 +52,14 @@ def served(tmp_path, envoy_source):
 
 
 def _run_install(tmp_path, base, checksum):
-    """ansible-playbook running install_binary.yml on localhost; (process, dest, cache)."""
-    dest = tmp_path / "bin" / "envoy"
-    dest.parent.mkdir(exist_ok=True)
+    """ansible-playbook running install_binary.yml on localhost; (process, dest, cache).
+
+    dest is the release's file next to __envoy_binary, named after the version and the
+    pinned sha256 (install.yml then points __envoy_binary at it).
+    """
+    link = tmp_path / "bin" / "envoy"
+    link.parent.mkdir(exist_ok=True)
+    dest = link.parent / ("envoy-%s-%s" % (VERSION, checksum.lower()[:12]))
     cache = tmp_path / "cache"
     proc = run_role_tasks(tmp_path, "envoy", "install_binary", {
         "envoy_install_method": "binary",
@@ -64,7 +69,7 @@ def _run_install(tmp_path, base, checksum):
         "envoy_binary_url": (base + "/v{{ envoy_version }}/envoy-{{ envoy_version }}-linux-"
                              "{{ __envoy_arch_names.release }}"),
         "envoy_binary_checksums": {MACHINE: checksum},
-        "__envoy_binary": str(dest),
+        "__envoy_binary": str(link),
     })
     return proc, dest, cache
 
@@ -76,6 +81,7 @@ def test_binary_install_from_mirror(tmp_path, served, envoy_source):
     cached = cache / ("release-" + VERSION) / ("envoy-" + MACHINE)
     assert cached.is_file() and os.access(cached, os.X_OK)
     assert dest.is_file() and os.access(dest, os.X_OK)
+    assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]
     assert dest.stat().st_size == source.stat().st_size
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == checksum
     version = subprocess.run([str(dest), "--version"], capture_output=True, text=True,
@@ -94,7 +100,7 @@ def test_wrong_checksum_fails_and_installs_nothing(tmp_path, served):
     assert "Download the release binary on the controller and check its sha256" in output
     assert "checksum" in output.lower() and "did not match" in output, output
     assert "Copy the envoy binary to the host" not in output
-    assert not dest.exists()
+    assert list(dest.parent.iterdir()) == []
     # The cache directory may exist; no file may be in it, nor a partial download in
     # Ansible's temporary directory.
     assert [p for p in cache.rglob("*") if not p.is_dir()] == []

@@ -5,6 +5,7 @@ that rotate the CA do not disturb the others.
 """
 
 import datetime
+import json
 import os
 import socket
 import stat
@@ -309,7 +310,8 @@ path "%s/sign/%s" {
 """ % (pki.mount, pki.role, common_name)
 
 
-def test_approle_policy_restricts_names(pki, files, tmp_path, run_module):
+def _approle(pki):
+    """A new AppRole mount with role h1, allowed to sign CN only: (mount, role ID, secret ID)."""
     client = pki.client
     path = "approle_" + uuid.uuid4().hex[:6]
     policy = "cert-" + path
@@ -318,6 +320,11 @@ def test_approle_policy_restricts_names(pki, files, tmp_path, run_module):
     api(client, "post", "auth/%s/role/h1" % path, token_policies=[policy], token_ttl="5m")
     role_id = api(client, "get", "auth/%s/role/h1/role-id" % path)["data"]["role_id"]
     secret_id = api(client, "post", "auth/%s/role/h1/secret-id" % path)["data"]["secret_id"]
+    return path, role_id, secret_id
+
+
+def test_approle_policy_restricts_names(pki, files, tmp_path, run_module):
+    path, role_id, secret_id = _approle(pki)
     connection = dict(url=pki.bao.url, ca_cert=pki.bao.ca_cert, auth_method="approle",
                       role_id=role_id, secret_id=secret_id, approle_mount_point=path)
 
@@ -337,6 +344,30 @@ def test_approle_policy_restricts_names(pki, files, tmp_path, run_module):
     # alt_names is not an allowed parameter either
     result = run_module("vault_pki_cert", module_args(pki, files, connection, alt_names=["x.example.org"]))
     assert result.failed and "permission denied" in result["msg"], result
+
+
+def test_approle_file_read_on_the_host(pki, files, tmp_path, run_module):
+    """The file vault_server's client entry point writes: the module takes everything
+    from it, and the secret ID shows up nowhere in the result."""
+    path, role_id, secret_id = _approle(pki)
+    approle_file = tmp_path / "approle.json"
+    approle_file.write_text(json.dumps({
+        "url": pki.bao.url, "ca_cert": pki.bao.ca_cert, "approle_mount": path, "role_name": "h1",
+        "role_id": role_id, "secret_id": secret_id, "mount": pki.mount, "pki_role": pki.role}))
+    os.chmod(str(approle_file), 0o600)
+    args = dict(approle_file=str(approle_file), common_name=CN, cert_path=files.cert,
+                key_path=files.key, chain_path=files.chain, fullchain_path=files.fullchain)
+
+    result = run_module("vault_pki_cert", args)
+    assert result.changed and not result.failed, result
+    assert result["reasons"] == ["missing"]
+    assert_no_secrets(result, files, extra=[secret_id])
+    verify(x509.load_pem_x509_certificate(files.read(files.cert)), pki.ca())
+    again = run_module("vault_pki_cert", args)
+    assert not again.changed and not again.failed, again
+
+    result = run_module("vault_pki_cert", dict(args, role_name=pki.role))
+    assert result.failed and "mutually exclusive" in result["msg"], result
 
 
 def _client_ca_and_cert(directory):

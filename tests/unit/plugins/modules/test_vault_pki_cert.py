@@ -1,5 +1,8 @@
 """Unit tests for plugins/modules/vault_pki_cert.py that need no Vault."""
 
+import json
+
+import pytest
 import yaml
 
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault import AUTH_ARGSPEC, CONNECTION_ARGSPEC
@@ -11,7 +14,8 @@ SHARED = set(AUTH_ARGSPEC) | set(CONNECTION_ARGSPEC)
 def test_documented_options_match_argspec():
     doc = yaml.safe_load(module.DOCUMENTATION)
     spec = module.argument_spec()
-    own = {name: opts for name, opts in spec.items() if name not in SHARED}
+    # url is shared, but documented here: approle_file can give it.
+    own = {name: opts for name, opts in spec.items() if name not in SHARED or name == "url"}
     assert set(doc["options"]) == set(own)
     for name, opts in own.items():
         documented = doc["options"][name]
@@ -51,3 +55,66 @@ def test_json_helper():
     assert module._json(Response({"data": 2})) == {"data": 2}
     assert module._json(Response(None)) == {}
     assert module._json(None) == {}
+
+
+class FakeModule:
+    def __init__(self, **params):
+        self.params = dict(dict.fromkeys(("url", "role_id", "secret_id", "approle_mount_point",
+                                          "engine_mount_point", "role_name", "ca_cert")),
+                           auth_method="token", **params)
+        self.no_log_values = set()
+
+    def fail_json(self, **kwargs):
+        raise AssertionError(kwargs["msg"])
+
+
+APPROLE = {"url": "https://vault1:8200", "ca_cert": "/etc/mailmesh/vault/ca.pem",
+           "approle_mount": "approle", "role_name": "gw1", "role_id": "rid",
+           "secret_id": "s3cret-id", "mount": "pki_int", "pki_role": "gateways"}
+
+
+def test_approle_file_fills_the_login_on_the_host(tmp_path):
+    path = tmp_path / "approle.json"
+    path.write_text(json.dumps(APPROLE))
+    fake = FakeModule(approle_file=str(path))
+    module.load_approle_file(fake)
+    assert {k: fake.params[k] for k in module.APPROLE_FILE_KEYS} == {
+        "url": "https://vault1:8200", "role_id": "rid", "secret_id": "s3cret-id",
+        "approle_mount_point": "approle", "engine_mount_point": "pki_int", "role_name": "gateways"}
+    assert fake.params["auth_method"] == "approle"
+    assert fake.params["ca_cert"] == "/etc/mailmesh/vault/ca.pem"
+    assert "s3cret-id" in fake.no_log_values
+    # An explicit ca_cert wins over the file's.
+    fake = FakeModule(approle_file=str(path), ca_cert="/other/ca.pem")
+    module.load_approle_file(fake)
+    assert fake.params["ca_cert"] == "/other/ca.pem"
+
+
+def test_approle_file_problems_are_named(tmp_path):
+    with pytest.raises(AssertionError, match="approle_file .*missing.json: cannot read it as JSON"):
+        module.load_approle_file(FakeModule(approle_file=str(tmp_path / "missing.json")))
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({k: v for k, v in APPROLE.items() if k not in ("secret_id", "mount")}))
+    with pytest.raises(AssertionError, match="lacks mount, secret_id"):
+        module.load_approle_file(FakeModule(approle_file=str(partial)))
+    listed = tmp_path / "list.json"
+    listed.write_text("[]")
+    with pytest.raises(AssertionError, match="expected a JSON object"):
+        module.load_approle_file(FakeModule(approle_file=str(listed)))
+
+
+def test_without_approle_file_nothing_is_filled():
+    fake = FakeModule(approle_file=None, url="https://v:8200")
+    module.load_approle_file(fake)
+    assert fake.params["url"] == "https://v:8200" and fake.params["auth_method"] == "token"
+
+
+def test_approle_file_and_the_options_it_gives_exclude_each_other(tmp_path, run_module):
+    paths = {"common_name": "gw1", "cert_path": str(tmp_path / "c.pem"), "key_path": str(tmp_path / "k.pem")}
+    result = run_module(module, dict(paths, approle_file=str(tmp_path / "a.json"), url="https://v:8200"))
+    assert result["failed"] and "mutually exclusive" in result["msg"] and "approle_file" in result["msg"]
+    result = run_module(module, dict(paths, role_name="gateways"))
+    assert result["failed"] and "url" in result["msg"] and "approle_file" in result["msg"]
+    # Alone, approle_file passes the checks (defaults such as auth_method do not count).
+    result = run_module(module, dict(paths, approle_file=str(tmp_path / "a.json")))
+    assert result["failed"] and "cannot read it as JSON" in result["msg"], result["msg"]
