@@ -1,0 +1,64 @@
+"""roles/envoy: every path the install, configure and service tasks write on the host is
+in __envoy_state_files, the list host_state compares (tasks/compare.yml).
+
+A path left out would not be compared: a change to it alone would not run the tasks
+that put it back. The comparison after the tasks (verify.yml) catches wrong expected
+values, not missing paths; this test catches those.
+"""
+
+import pathlib
+import re
+
+import yaml
+
+ROLE = pathlib.Path(__file__).resolve().parents[3] / "roles" / "envoy"
+# The task files main.yml runs only where the comparison finds a difference.
+CONVERGE = ["install.yml", "install_wheel.yml", "install_binary.yml", "configure.yml",
+            "helpers.yml", "quickack.yml", "service.yml"]
+WRITERS = ("ansible.builtin.copy", "ansible.builtin.template", "ansible.builtin.file")
+
+
+def _tasks(items):
+    for task in items or []:
+        yield task
+        for key in ("block", "rescue", "always"):
+            yield from _tasks(task.get(key))
+
+
+def _written_paths():
+    """(file, task name, path expression) of every host-side write in the converge files."""
+    for name in CONVERGE:
+        for task in _tasks(yaml.safe_load((ROLE / "tasks" / name).read_text(encoding="utf-8"))):
+            module = next((m for m in WRITERS if m in task), None)
+            if module is None or task.get("delegate_to") == "localhost":
+                continue
+            args = task[module]
+            key = "dest" if "dest" in args else "path"
+            expression = args[key]
+            if "item" in expression:
+                loop = task["loop"]
+                assert isinstance(loop, list), (name, task["name"], loop)
+                for item in loop:
+                    yield name, task["name"], item[key] if isinstance(item, dict) else item
+            else:
+                yield name, task["name"], expression
+
+
+def _variables(expression):
+    return re.findall(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)", expression)
+
+
+def test_the_converge_files_write_paths_at_all():
+    paths = list(_written_paths())
+    assert len(paths) >= 10, paths
+
+
+def test_every_written_path_is_compared():
+    state = yaml.safe_load((ROLE / "vars" / "main.yml").read_text(encoding="utf-8"))["__envoy_state_files"]
+    missing = []
+    for name, task, expression in _written_paths():
+        variables = _variables(str(expression))
+        assert variables, (name, task, expression)
+        if not all(re.search(r"\b%s\b" % re.escape(v), state) for v in variables):
+            missing.append((name, task, expression))
+    assert not missing, missing
