@@ -204,7 +204,13 @@ def file_differences(spec):
 
 
 def installed_packages(output):
-    """Names that dpkg-query shows installed: the status's second letter is 'i'."""
+    """Names that dpkg-query shows installed: the status's second letter is 'i'.
+
+    The same rule as _installed() in plugins/filter/packages.py (change both). It is
+    not shared through module_utils on purpose: a module with the collection's
+    module_utils runs in a forked process under Mitogen, this one in the host's
+    interpreter.
+    """
     names = set()
     for line in output.splitlines():
         fields = line.split()
