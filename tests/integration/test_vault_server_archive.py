@@ -80,7 +80,8 @@ def _run_install(tmp_path, base):
         "vault_server_archive_url": base
         + "/v{{ vault_server_version }}/bao_{{ vault_server_version }}_Linux_{{ __vault_server_arch.goreleaser }}.tar.gz",
         "vault_server_archive_checksums_url": base + "/v{{ vault_server_version }}/checksums-linux.txt",
-        "__vault_server_binary": str(dest),
+        # install_archive.yml copies to the release-named file (install.yml links it).
+        "__vault_server_binary_release_path": str(dest),
     })
     return proc, dest, cache
 
