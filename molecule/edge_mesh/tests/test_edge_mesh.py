@@ -356,7 +356,7 @@ def test_a_rerun_puts_back_what_drifted_and_then_skips_the_tasks(hosts):
     assert re.search(r"em-gw2\s*:\s*ok=\d+\s+changed=0\s", output), output[-1500:]
     # Nothing differs: the tasks that would each check one thing are not even listed.
     assert "Create the envoy user" not in output and "Write the SDS files" not in output, output[-3000:]
-    assert "Check that Envoy serves its certificate" in output
+    assert "Check that Envoy is ready and serves its certificate" in output
 
 
 # --- bad input -----------------------------------------------------------------------
