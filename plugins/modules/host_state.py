@@ -70,7 +70,7 @@ options:
     elements: str
     default: []
   users:
-    description: Users that must exist, with their primary group, shell and home.
+    description: Users that must exist, with their primary group, shell, home and IDs.
     type: list
     elements: dict
     default: []
@@ -88,6 +88,13 @@ options:
       home:
         description: Home directory; not compared when omitted.
         type: str
+      uid:
+        description: User ID; not compared when omitted.
+        type: int
+      gid:
+        description: Primary group's ID (a group renumbered under the same name shows here);
+          not compared when omitted.
+        type: int
   services:
     description: systemd units that must be enabled and active (C(systemctl show)). A name
       without a suffix is a C(.service).
@@ -246,9 +253,11 @@ def account_differences(groups, users):
             found.append("user %s: missing" % spec["name"])
             continue
         primary = _name(grp.getgrgid, entry.pw_gid)
-        for field, actual in (("group", primary), ("shell", entry.pw_shell), ("home", entry.pw_dir)):
-            if spec.get(field) and actual != spec[field]:
-                found.append("user %s: %s is %s, not %s" % (spec["name"], field, actual, spec[field]))
+        for field, actual in (("group", primary), ("shell", entry.pw_shell), ("home", entry.pw_dir),
+                              ("uid", entry.pw_uid), ("gid", entry.pw_gid)):
+            expected = spec.get(field)
+            if expected not in (None, "") and actual != expected:
+                found.append("user %s: %s is %s, not %s" % (spec["name"], field, actual, expected))
     return found
 
 
@@ -318,6 +327,8 @@ def main():
                     group=dict(type="str"),
                     shell=dict(type="str"),
                     home=dict(type="str"),
+                    uid=dict(type="int"),
+                    gid=dict(type="int"),
                 ),
             ),
             services=dict(type="list", elements="str", default=[]),

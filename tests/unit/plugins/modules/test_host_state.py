@@ -68,6 +68,16 @@ def test_accounts(monkeypatch):
         "user root: shell is %s, not /usr/sbin/nologin" % root.pw_shell]
 
 
+def test_user_ids():
+    root = module.pwd.getpwnam("root")
+    # uid 0 and gid 0 are values, not "omitted".
+    assert module.account_differences([], [{"name": "root", "uid": root.pw_uid, "gid": root.pw_gid}]) == []
+    assert module.account_differences([], [{"name": "root", "uid": root.pw_uid + 5000, "gid": None}]) == [
+        "user root: uid is %s, not %s" % (root.pw_uid, root.pw_uid + 5000)]
+    assert module.account_differences([], [{"name": "root", "gid": root.pw_gid + 5000}]) == [
+        "user root: gid is %s, not %s" % (root.pw_gid, root.pw_gid + 5000)]
+
+
 def test_installed_packages_as_dpkg_query_shows_them():
     output = "iproute2 ii \nca-certificates hi \nold rc \nlibc6:amd64 ii \nhalf iU \n"
     assert module.installed_packages(output) == {"iproute2", "ca-certificates", "libc6"}
