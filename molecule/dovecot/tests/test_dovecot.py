@@ -186,3 +186,30 @@ def test_plaintext_password_fails_before_any_change(tmp_path):
     assert "Hunter2-plaintext" not in output
     assert "changed=0" in output, output
     assert host.check_output("sha256sum /etc/dovecot/users /etc/dovecot/dovecot.conf") == before
+
+
+def test_a_rerun_puts_back_what_drifted_and_then_skips_the_tasks():
+    """One comparison per store (host_state) decides whether the account, configure and
+    service tasks run at all."""
+    host = _host("dv-store12")
+    assert host.run("chmod 0644 /etc/dovecot/users && usermod -s /bin/sh vmail").rc == 0
+
+    def converge():
+        run = subprocess.run(
+            ["ansible-playbook", "-i", INVENTORY, "--limit", "dv-store12",
+             os.path.join(SCENARIO_DIR, "converge.yml")],
+            capture_output=True, text=True, timeout=600, check=False,
+        )
+        return run.returncode, run.stdout + run.stderr
+
+    returncode, output = converge()
+    assert returncode == 0, output[-3000:]
+    assert "changed=2 " in output, output[-1500:]
+    assert host.file("/etc/dovecot/users").mode == 0o640
+    assert host.user("vmail").shell == "/usr/sbin/nologin"
+    returncode, output = converge()
+    assert returncode == 0, output[-3000:]
+    assert "changed=0 " in output, output[-1500:]
+    # Nothing differs: the tasks that would each check one thing are not even listed.
+    assert "Write the virtual users" not in output and "Create the vmail user" not in output, output[-3000:]
+    assert "Compare the host with Dovecot's files, account and unit" in output

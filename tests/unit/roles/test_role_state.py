@@ -1,9 +1,9 @@
-"""roles/envoy: every path the install, configure and service tasks write on the host is
-in __envoy_state_files, the list host_state compares (tasks/compare.yml).
+"""roles/envoy and roles/dovecot: every path the tasks that run only after a difference
+write on the host is in the role's __<role>_state_files, the list host_state compares
+(tasks/compare.yml).
 
 A path left out would not be compared: a change to it alone would not run the tasks
-that put it back. The comparison after the tasks (verify.yml) catches wrong expected
-values, not missing paths; this test catches those.
+that put it back. The comparison after the tasks catches wrong expected values, not missing paths; this test catches those.
 """
 
 import pathlib
@@ -11,10 +11,15 @@ import re
 
 import yaml
 
-ROLE = pathlib.Path(__file__).resolve().parents[3] / "roles" / "envoy"
-# The task files main.yml runs only where the comparison finds a difference.
-CONVERGE = ["install.yml", "install_wheel.yml", "install_binary.yml", "configure.yml",
-            "helpers.yml", "quickack.yml", "service.yml"]
+import pytest
+
+ROLES = pathlib.Path(__file__).resolve().parents[3] / "roles"
+# Per role: the task files main.yml runs only where the comparison finds a difference.
+CONVERGE = {
+    "envoy": ["install.yml", "install_wheel.yml", "install_binary.yml", "configure.yml",
+              "helpers.yml", "quickack.yml", "service.yml"],
+    "dovecot": ["accounts.yml", "configure.yml", "service.yml"],
+}
 WRITERS = ("ansible.builtin.copy", "ansible.builtin.template", "ansible.builtin.file")
 
 
@@ -25,10 +30,10 @@ def _tasks(items):
             yield from _tasks(task.get(key))
 
 
-def _written_paths():
+def _written_paths(role):
     """(file, task name, path expression) of every host-side write in the converge files."""
-    for name in CONVERGE:
-        for task in _tasks(yaml.safe_load((ROLE / "tasks" / name).read_text(encoding="utf-8"))):
+    for name in CONVERGE[role]:
+        for task in _tasks(yaml.safe_load((ROLES / role / "tasks" / name).read_text(encoding="utf-8"))):
             module = next((m for m in WRITERS if m in task), None)
             if module is None or task.get("delegate_to") == "localhost":
                 continue
@@ -48,15 +53,18 @@ def _variables(expression):
     return re.findall(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)", expression)
 
 
-def test_the_converge_files_write_paths_at_all():
-    paths = list(_written_paths())
-    assert len(paths) >= 10, paths
+@pytest.mark.parametrize("role,at_least", [("envoy", 10), ("dovecot", 5)])
+def test_the_converge_files_write_paths_at_all(role, at_least):
+    paths = list(_written_paths(role))
+    assert len(paths) >= at_least, paths
 
 
-def test_every_written_path_is_compared():
-    state = yaml.safe_load((ROLE / "vars" / "main.yml").read_text(encoding="utf-8"))["__envoy_state_files"]
+@pytest.mark.parametrize("role", sorted(CONVERGE))
+def test_every_written_path_is_compared(role):
+    variables_file = yaml.safe_load((ROLES / role / "vars" / "main.yml").read_text(encoding="utf-8"))
+    state = str(variables_file["__%s_state_files" % role])
     missing = []
-    for name, task, expression in _written_paths():
+    for name, task, expression in _written_paths(role):
         variables = _variables(str(expression))
         assert variables, (name, task, expression)
         if not all(re.search(r"\b%s\b" % re.escape(v), state) for v in variables):
