@@ -49,6 +49,11 @@ options:
       target:
         description: The link's target, as C(readlink) prints it (O(files[].state=link) only).
         type: str
+      entries:
+        description: The names the directory holds, and nothing else (O(files[].state=directory)
+          only); a name more or less is a difference. Not compared when omitted.
+        type: list
+        elements: str
       owner:
         description: Owner's user name; not compared when omitted.
         type: str
@@ -199,6 +204,13 @@ def file_differences(spec):
         return found
     if spec.get("sha256") and _sha256(path) != spec["sha256"].lower():
         found.append("%s: content differs" % path)
+    if kind == "directory" and spec.get("entries") is not None:
+        actual = set(os.listdir(path))
+        expected = set(spec["entries"])
+        if actual - expected:
+            found.append("%s: holds %s, which it should not" % (path, ", ".join(sorted(actual - expected))))
+        if expected - actual:
+            found.append("%s: lacks %s" % (path, ", ".join(sorted(expected - actual))))
     owner = _name(pwd.getpwuid, info.st_uid)
     if spec.get("owner") and owner != spec["owner"]:
         found.append("%s: owner is %s, not %s" % (path, owner, spec["owner"]))
@@ -313,6 +325,7 @@ def main():
                     state=dict(type="str", choices=["file", "directory", "link"], default="file"),
                     sha256=dict(type="str"),
                     target=dict(type="str"),
+                    entries=dict(type="list", elements="str"),
                     owner=dict(type="str"),
                     group=dict(type="str"),
                     mode=dict(type="raw"),

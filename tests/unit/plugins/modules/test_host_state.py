@@ -51,6 +51,16 @@ def test_each_difference_is_named(tree):
     assert module.file_differences(spec(tree / "app")) == ["%s/app: not a file" % tree]
 
 
+def test_a_directory_holds_its_entries_and_nothing_else(tree):
+    conf = tree / "conf"
+    assert module.file_differences(spec(conf, state="directory", entries=["app.yaml"])) == []
+    (conf / "old.yaml").write_text("stale\n")
+    assert module.file_differences(spec(conf, state="directory", entries=["app.yaml", "tls.yaml"])) == [
+        "%s: holds old.yaml, which it should not" % conf, "%s: lacks tls.yaml" % conf]
+    # Omitted: the directory's content is not compared.
+    assert module.file_differences(spec(conf, state="directory")) == []
+
+
 def test_octal_modes_as_strings_or_as_yaml_numbers():
     assert module._mode("0640") == 0o640
     assert module._mode("640") == 0o640
@@ -132,6 +142,8 @@ def test_bad_input_names_the_option(tree, run_module):
 def test_documented_options_and_return_values():
     doc = yaml.safe_load(module.DOCUMENTATION)
     assert set(doc["options"]) == {"files", "packages", "groups", "users", "services"}
-    assert set(doc["options"]["files"]["suboptions"]) == {"path", "state", "sha256", "target", "owner", "group", "mode"}
+    assert set(doc["options"]["files"]["suboptions"]) == {"path", "state", "sha256", "target", "entries", "owner",
+                                                          "group", "mode"}
+    assert set(doc["options"]["users"]["suboptions"]) == {"name", "group", "shell", "home", "uid", "gid"}
     assert yaml.safe_load(module.EXAMPLES)
     assert set(yaml.safe_load(module.RETURN)) == {"differences"}
