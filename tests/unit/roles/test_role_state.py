@@ -1,4 +1,4 @@
-"""roles/envoy and roles/dovecot: every path the tasks that run only after a difference
+"""roles/envoy, dovecot and nginx_mail: every path the tasks that run only after a difference
 write on the host is in the role's __<role>_state_files, the list host_state compares
 (tasks/compare.yml).
 
@@ -19,6 +19,7 @@ CONVERGE = {
     "envoy": ["install.yml", "install_wheel.yml", "install_binary.yml", "configure.yml",
               "helpers.yml", "quickack.yml", "service.yml"],
     "dovecot": ["accounts.yml", "configure.yml", "service.yml"],
+    "nginx_mail": ["configure.yml", "service.yml"],
 }
 WRITERS = ("ansible.builtin.copy", "ansible.builtin.template", "ansible.builtin.file")
 
@@ -38,9 +39,15 @@ def _written_paths(role):
             if module is None or task.get("delegate_to") == "localhost":
                 continue
             args = task[module]
+            if args.get("state") == "absent":
+                continue
             key = "dest" if "dest" in args else "path"
             expression = args[key]
-            if "item" in expression:
+            if "item" in expression and isinstance(task["loop"], str):
+                # A loop over a variable (the list of files): its variables and the
+                # destination's others must all be in the list compared.
+                yield name, task["name"], expression.replace("{{ item }}", "") + task["loop"]
+            elif "item" in expression:
                 loop = task["loop"]
                 assert isinstance(loop, list), (name, task["name"], loop)
                 for item in loop:
@@ -53,7 +60,7 @@ def _variables(expression):
     return re.findall(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)", expression)
 
 
-@pytest.mark.parametrize("role,at_least", [("envoy", 10), ("dovecot", 5)])
+@pytest.mark.parametrize("role,at_least", [("envoy", 10), ("dovecot", 5), ("nginx_mail", 4)])
 def test_the_converge_files_write_paths_at_all(role, at_least):
     paths = list(_written_paths(role))
     assert len(paths) >= at_least, paths
