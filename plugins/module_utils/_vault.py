@@ -234,7 +234,8 @@ class VaultModule(AnsibleModule):
         if hvac_exceptions is not None and isinstance(exc, hvac_exceptions.VaultError):
             return _status_error(_hvac_status(hvac_exceptions, exc), where, what, _errors(exc))
         if isinstance(exc, VaultHTTPError):
-            return _status_error(exc.status, where, what, "%s (%s)" % (_errors(exc), exc))
+            errors = "%s (%s)" % (_errors(exc), exc) if exc.errors else str(exc)
+            return _status_error(exc.status, where, what, errors)
         return _stdlib_error(exc, where, what, self.params["timeout"])
 
     def fail_vault(self, exc, what, **result):
