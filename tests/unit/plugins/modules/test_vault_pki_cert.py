@@ -1,6 +1,11 @@
 """Unit tests for plugins/modules/vault_pki_cert.py that need no Vault."""
 
 import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -118,3 +123,87 @@ def test_approle_file_and_the_options_it_gives_exclude_each_other(tmp_path, run_
     # Alone, approle_file passes the checks (defaults such as auth_method do not count).
     result = run_module(module, dict(paths, approle_file=str(tmp_path / "a.json")))
     assert result["failed"] and "cannot read it as JSON" in result["msg"], result["msg"]
+
+
+# ---- a re-run loads neither hvac nor requests ----------------------------------------------
+
+# Runs the module's main() in a fresh Python (as AnsiballZ would, with the collection on
+# the path) and reports, after the module's JSON, which of hvac/requests got imported.
+CHILD = r"""
+import importlib.util, json, sys
+from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+_AnsibleCollectionFinder(paths=[sys.argv[1]])._install()
+from ansible.module_utils import basic
+basic._ANSIBLE_ARGS = sys.argv[2].encode()
+basic._ANSIBLE_PROFILE = "legacy"
+# Both are installed here, so their absence below is the module's doing.
+assert importlib.util.find_spec("hvac") and importlib.util.find_spec("requests")
+from ansible_collections.mailmesh.imap.plugins.modules import vault_pki_cert
+try:
+    vault_pki_cert.main()
+except SystemExit:
+    pass
+sys.stderr.write("LOADED=" + json.dumps(sorted(n for n in ("hvac", "requests") if n in sys.modules)))
+"""
+
+
+def run_in_fresh_python(args, check_mode=False):
+    """(the module's result, the names of hvac/requests it imported)."""
+    # <collections>/ansible_collections/mailmesh/imap/plugins/modules/vault_pki_cert.py
+    collections = pathlib.Path(module.__file__).parents[5]
+    payload = {"ANSIBLE_MODULE_ARGS": dict(args, _ansible_remote_tmp="/tmp", _ansible_keep_remote_files=False,
+                                           _ansible_check_mode=check_mode)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(collections), json.dumps(payload)],
+                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert "LOADED=" in proc.stderr, proc.stdout + proc.stderr
+    return json.loads(proc.stdout), json.loads(proc.stderr.rsplit("LOADED=", 1)[1])
+
+
+@pytest.fixture
+def pki_vault(fake_vault, tls_files):
+    """A fake Vault over TLS whose PKI mount 'pki' has tls_files' CA as issuing CA."""
+    return fake_vault({"/v1/pki/cert/ca": (200, {"data": {"certificate": tls_files.ca_pem}})}, tls_files)
+
+
+def cert_args(url, tls_files, directory):
+    return dict(url=url, ca_cert=tls_files.ca_cert, token="a-long-test-token",
+                engine_mount_point="pki", role_name="hosts", common_name="h1.example.org",
+                cert_path=str(directory / "cert.pem"), key_path=str(directory / "key.pem"))
+
+
+def test_rerun_with_a_valid_certificate_loads_neither_hvac_nor_requests(pki_vault, tls_files, tmp_path):
+    (tmp_path / "cert.pem").write_bytes(tls_files.host_cert_pem)
+    (tmp_path / "key.pem").write_bytes(tls_files.host_key_pem)
+    (tmp_path / "cert.pem").chmod(0o644)
+    (tmp_path / "key.pem").chmod(0o600)
+    result, loaded = run_in_fresh_python(cert_args(pki_vault.url, tls_files, tmp_path))
+    assert not result.get("failed") and not result["changed"] and result["reasons"] == [], result
+    assert loaded == []
+    assert [request[0] for request in pki_vault.requests] == ["/v1/pki/cert/ca"]
+
+
+def test_check_mode_loads_neither_hvac_nor_requests(pki_vault, tls_files, tmp_path):
+    result, loaded = run_in_fresh_python(cert_args(pki_vault.url, tls_files, tmp_path), check_mode=True)
+    assert not result.get("failed") and result["changed"] and result["reasons"] == ["missing"], result
+    assert loaded == []
+    assert not os.path.exists(tmp_path / "key.pem")
+
+
+def test_issuing_loads_hvac(pki_vault, tls_files, tmp_path):
+    # The fake Vault has no sign endpoint: hvac's 404 shows it was hvac that asked.
+    result, loaded = run_in_fresh_python(cert_args(pki_vault.url, tls_files, tmp_path))
+    assert result["failed"] and loaded == ["hvac", "requests"], result
+    assert result["msg"].startswith("Vault at %s has no such path while signing a CSR" % pki_vault.url), result
+    assert [request[0] for request in pki_vault.requests] == ["/v1/pki/cert/ca", "/v1/pki/sign/hosts"]
+    assert not os.path.exists(tmp_path / "key.pem")
+
+
+def test_unreachable_vault_is_named_on_a_rerun(tls_files, tmp_path):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = "https://127.0.0.1:%d" % sock.getsockname()[1]
+    result, loaded = run_in_fresh_python(cert_args(url, tls_files, tmp_path))
+    assert result["failed"] and loaded == [], result
+    assert result["msg"].startswith("Vault at %s is unreachable while reading the issuing CA of PKI mount "
+                                    "'pki' (pki/cert/ca): " % url), result["msg"]
