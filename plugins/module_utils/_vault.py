@@ -180,12 +180,12 @@ class VaultModule(AnsibleModule):
                 else:
                     context = ssl.create_default_context(cafile=ca_cert)
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                raise _TLSFileError("ca_cert %s" % ca_cert, exc)
+                raise _TLSFileError("ca_cert %s" % ca_cert if ca_cert else "the system's CA certificates", exc) from exc
         if cert:
             try:
                 context.load_cert_chain(cert[0], cert[1])
             except (OSError, ValueError) as exc:
-                raise _TLSFileError("the TLS client certificate %s (key %s)" % (cert[0], cert[1]), exc)
+                raise _TLSFileError("the TLS client certificate %s (key %s)" % (cert[0], cert[1]), exc) from exc
         return context
 
     def unauthenticated_get(self, path, **client_kwargs):
@@ -212,7 +212,7 @@ class VaultModule(AnsibleModule):
         except urllib.error.HTTPError as exc:
             with exc:
                 body = exc.read()
-            raise VaultHTTPError(exc.code, exc.reason, _json_errors(body))
+            raise VaultHTTPError(exc.code, exc.reason, _json_errors(body)) from exc
         try:
             data = json.loads(body.decode("utf-8")) if body.strip() else {}
         except ValueError:
