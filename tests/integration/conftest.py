@@ -157,11 +157,12 @@ def _ansible_env():
     return env
 
 
-def run_module(name, args, check=False, diff=False):
+def run_module(name, args, check=False, diff=False, interpreter=None):
     """Run `mailmesh.imap.<name>` on localhost through Ansible; return its result.
 
     The raw stdout is kept on the result as ``_stdout`` so tests can assert that no
-    secret reached Ansible's output.
+    secret reached Ansible's output. ``interpreter`` runs the module with another
+    Python than the venv's (ansible_python_interpreter).
     """
     argv = [
         os.path.join(os.path.dirname(sys.executable), "ansible"),
@@ -173,6 +174,8 @@ def run_module(name, args, check=False, diff=False):
         argv.append("--check")
     if diff:
         argv.append("--diff")
+    if interpreter:  # an extra var: the implicit localhost sets ansible_python_interpreter
+        argv += ["-e", json.dumps({"ansible_python_interpreter": interpreter})]
     proc = subprocess.run(argv, capture_output=True, text=True, env=_ansible_env(), timeout=300, check=False)
     try:
         data = json.loads(proc.stdout[proc.stdout.index("{"):])

@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import stat
+import sys
 import uuid
 
 import pytest
@@ -174,6 +175,34 @@ def test_create_repeat_check(pki, files, run_module):
 
     result = run_module("vault_pki_cert", args, check=True)
     assert not result.changed and result["reasons"] == []
+
+
+def python_without_hvac(directory):
+    """A Python for the module in which `import hvac` and `import requests` fail."""
+    blocked = directory / "blocked"
+    for name in ("hvac", "requests"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text('raise ImportError("%s is blocked by the test")\n' % name)
+    wrapper = directory / "python"
+    wrapper.write_text('#!/bin/sh\nPYTHONPATH=%s exec %s "$@"\n' % (blocked, sys.executable))
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def test_rerun_needs_neither_hvac_nor_requests(pki, files, tmp_path, run_module):
+    args = module_args(pki, files)
+    assert run_module("vault_pki_cert", args).changed
+    before = {p: files.read(p) for p in files.all}
+    python = python_without_hvac(tmp_path / "py")
+    # Nothing to issue: the issuing CA is read with the standard library only.
+    result = run_module("vault_pki_cert", args, interpreter=python)
+    assert not result.failed and not result.changed and result["reasons"] == [], result
+    result = run_module("vault_pki_cert", dict(args, force=True), interpreter=python, check=True)
+    assert not result.failed and result.changed and result["reasons"] == ["forced"], result
+    # Issuing needs hvac: a clear failure, and nothing written.
+    result = run_module("vault_pki_cert", dict(args, force=True), interpreter=python)
+    assert result.failed and "Failed to import the required Python library (hvac)" in result["msg"], result
+    assert {p: files.read(p) for p in files.all} == before
 
 
 def test_modes_owner_and_attribute_drift(pki, files, run_module):
