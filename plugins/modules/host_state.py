@@ -47,7 +47,8 @@ options:
         description: sha256 (hex) of the file's content; not compared when omitted.
         type: str
       target:
-        description: The link's target, as C(readlink) prints it (O(files[].state=link) only).
+        description: The link's target, as C(readlink) prints it (O(files[].state=link) only);
+          not compared when omitted (then only that the path is a link).
         type: str
       entries:
         description: The names the directory holds, and nothing else (O(files[].state=directory)
@@ -355,8 +356,6 @@ def main():
                 _mode(spec["mode"])
             except ValueError:
                 module.fail_json(msg="files: mode of %s must be octal, got %r" % (spec["path"], spec["mode"]))
-        if spec["state"] == "link" and not spec["target"]:
-            module.fail_json(msg="files: %s has state=link but no target" % spec["path"])
     differences = []
     for spec in params["files"]:
         differences.extend(file_differences(spec))

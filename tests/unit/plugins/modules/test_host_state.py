@@ -135,8 +135,12 @@ def test_the_module_reports_and_changes_nothing(tree, run_module):
 def test_bad_input_names_the_option(tree, run_module):
     result = run_module(module, {"files": [{"path": str(tree), "mode": "rw-r"}]})
     assert result["failed"] and "files: mode of" in result["msg"]
-    result = run_module(module, {"files": [{"path": str(tree / "app"), "state": "link"}]})
-    assert result["failed"] and "no target" in result["msg"]
+
+
+def test_a_link_without_a_target_is_compared_by_kind(tree):
+    assert module.file_differences(spec(tree / "app", state="link")) == []
+    assert module.file_differences(spec(tree / "conf" / "app.yaml", state="link")) == [
+        "%s/conf/app.yaml: not a link" % tree]
 
 
 def test_documented_options_and_return_values():
