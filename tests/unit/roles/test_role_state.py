@@ -1,4 +1,4 @@
-"""roles/envoy, dovecot and nginx_mail: every path the tasks that run only after a difference
+"""roles/envoy, dovecot, nginx_mail and vault_server: every path the tasks that run only after a difference
 write on the host is in the role's __<role>_state_files, the list host_state compares
 (tasks/compare.yml).
 
@@ -20,6 +20,7 @@ CONVERGE = {
               "helpers.yml", "quickack.yml", "service.yml"],
     "dovecot": ["accounts.yml", "configure.yml", "service.yml"],
     "nginx_mail": ["configure.yml", "service.yml"],
+    "vault_server": ["install.yml", "install_wheel.yml", "install_archive.yml", "configure.yml", "service.yml"],
 }
 WRITERS = ("ansible.builtin.copy", "ansible.builtin.template", "ansible.builtin.file")
 
@@ -60,7 +61,7 @@ def _variables(expression):
     return re.findall(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)", expression)
 
 
-@pytest.mark.parametrize("role,at_least", [("envoy", 10), ("dovecot", 5), ("nginx_mail", 4)])
+@pytest.mark.parametrize("role,at_least", [("envoy", 10), ("dovecot", 5), ("nginx_mail", 4), ("vault_server", 10)])
 def test_the_converge_files_write_paths_at_all(role, at_least):
     paths = list(_written_paths(role))
     assert len(paths) >= at_least, paths
