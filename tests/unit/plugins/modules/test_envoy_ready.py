@@ -1,0 +1,98 @@
+"""Unit tests for plugins/modules/envoy_ready.py against a fake admin interface on 127.0.0.1."""
+
+import http.server
+import json
+import threading
+
+import pytest
+import yaml
+
+from ansible_collections.mailmesh.imap.plugins.modules import envoy_ready as module
+
+CERTS = {"certificates": [{"ca_cert": [], "cert_chain": [{"path": "/etc/mailmesh/tls/envoy/fullchain.pem"}]}]}
+
+
+@pytest.fixture
+def admin():
+    """A fake Envoy admin interface; set .answers[path] = (status, body) before asking."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            status, body = server.answers.get(self.path, (404, "not found"))
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.answers = {"/ready": (200, "LIVE\n"), "/certs": (200, json.dumps(CERTS))}
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _address(server):
+    return "127.0.0.1:%d" % server.server_address[1]
+
+
+def test_ready_and_serving(admin, run_module):
+    result = run_module(module, {"admin_address": _address(admin)})
+    assert not result.get("failed"), result
+    assert result["state"] == "LIVE" and result["certificate_chains"] == 1
+    assert result["changed"] is False
+
+
+def test_not_ready_fails_after_the_timeout(admin, run_module, monkeypatch):
+    monkeypatch.setattr(module, "DELAY", 0.05)
+    admin.answers["/ready"] = (503, "PRE_INITIALIZING\n")
+    result = run_module(module, {"admin_address": _address(admin), "timeout": 1})
+    assert result["failed"]
+    assert "/ready answered 503 PRE_INITIALIZING" in result["msg"] and "waited 1 s" in result["msg"]
+
+
+def test_live_without_certificates_is_named(admin, run_module, monkeypatch):
+    monkeypatch.setattr(module, "DELAY", 0.05)
+    admin.answers["/certs"] = (200, json.dumps({"certificates": [{"cert_chain": []}]}))
+    result = run_module(module, {"admin_address": _address(admin), "timeout": 1})
+    assert result["failed"] and "serves no certificate" in result["msg"], result
+    result = run_module(module, {"admin_address": _address(admin), "require_certificates": False})
+    assert not result.get("failed") and result["certificate_chains"] == 0
+
+
+def test_ready_later_is_waited_for(admin):
+    """Answers change while it waits: the first /ready is 503, then LIVE."""
+    ticks = iter(range(100))
+    admin.answers["/ready"] = (503, "PRE_INITIALIZING")
+
+    def sleep(_seconds):
+        admin.answers["/ready"] = (200, "LIVE")
+
+    result, problem = module.wait(_address(admin), 10, True, clock=lambda: next(ticks), sleep=sleep)
+    assert problem is None and result == {"state": "LIVE", "certificate_chains": 1}
+
+
+def test_nothing_listening(run_module, monkeypatch):
+    monkeypatch.setattr(module, "DELAY", 0.05)
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    port = server.server_address[1]
+    server.server_close()  # the port is free again: nothing answers there
+    result = run_module(module, {"admin_address": "127.0.0.1:%d" % port, "timeout": 1})
+    assert result["failed"] and "does not answer" in result["msg"], result
+
+
+def test_bad_address_names_the_option(run_module):
+    result = run_module(module, {"admin_address": "localhost"})
+    assert result["failed"] and "admin_address must be host:port" in result["msg"]
+
+
+def test_documented_options_and_return_values():
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    assert set(doc["options"]) == {"admin_address", "timeout", "require_certificates"}
+    assert yaml.safe_load(module.EXAMPLES)
+    assert set(yaml.safe_load(module.RETURN)) == {"state", "certificate_chains"}
