@@ -70,6 +70,8 @@ def _run_install(tmp_path, base, checksum):
                              "{{ __envoy_arch_names.release }}"),
         "envoy_binary_checksums": {MACHINE: checksum},
         "__envoy_binary": str(link),
+        # What preflight.yml's envoy_platform task registers (the role gathers no facts).
+        "__envoy_platform": {"machine": MACHINE, "cpus": os.cpu_count()},
     })
     return proc, dest, cache
 
