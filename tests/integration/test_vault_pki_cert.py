@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ansible_collections.mailmesh.imap.tests.integration._support import Pki, api, approle, sign_policy
+
 CN = "h1.example.org"
 
 
@@ -25,40 +27,6 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def api(client, method, path, **body):
-    """Raw API call that behaves the same on hvac 1.0.2 and 2.x."""
-    response = getattr(client.adapter, method)("/v1/" + path.lstrip("/"), json=body or None)
-    if hasattr(response, "json"):
-        return response.json() if response.status_code == 200 else {}
-    return response or {}
-
-
-class Pki:
-    def __init__(self, bao):
-        self.bao = bao
-        self.client = bao.client()
-        self.mount = "pki_" + uuid.uuid4().hex[:8]
-        self.role = "hosts"
-        self.client.sys.enable_secrets_engine("pki", path=self.mount, config={"max_lease_ttl": "87600h"})
-        self.ca_pem = self.new_root("mailmesh test root")
-        api(self.client, "post", "%s/roles/%s" % (self.mount, self.role),
-            key_type="ec", key_bits=256, allowed_domains=["example.org"], allow_subdomains=True,
-            allow_bare_domains=True, allow_ip_sans=True, use_csr_common_name=False,
-            use_csr_sans=False, max_ttl="72h", ttl="24h")
-
-    def new_root(self, cn, name=None):
-        body = dict(common_name=cn, key_type="ec", key_bits=256, ttl="87600h")
-        if name:
-            body["issuer_name"] = name
-        data = api(self.client, "post", "%s/root/generate/internal" % self.mount, **body)["data"]
-        if name:
-            api(self.client, "post", "%s/config/issuers" % self.mount, default=name)
-        return data["certificate"]
-
-    def ca(self):
-        return x509.load_pem_x509_certificate(self.ca_pem.encode())
 
 
 @pytest.fixture
@@ -327,33 +295,8 @@ def test_diff_shows_metadata_not_keys(pki, files, run_module):
 # ---- auth methods ---------------------------------------------------------------------
 
 
-def sign_policy(pki, common_name):
-    return """
-path "%s/sign/%s" {
-  capabilities = ["update"]
-  allowed_parameters = {
-    "csr" = []
-    "common_name" = ["%s"]
-  }
-}
-""" % (pki.mount, pki.role, common_name)
-
-
-def _approle(pki):
-    """A new AppRole mount with role h1, allowed to sign CN only: (mount, role ID, secret ID)."""
-    client = pki.client
-    path = "approle_" + uuid.uuid4().hex[:6]
-    policy = "cert-" + path
-    client.sys.enable_auth_method("approle", path=path)
-    client.sys.create_or_update_policy(policy, sign_policy(pki, CN))
-    api(client, "post", "auth/%s/role/h1" % path, token_policies=[policy], token_ttl="5m")
-    role_id = api(client, "get", "auth/%s/role/h1/role-id" % path)["data"]["role_id"]
-    secret_id = api(client, "post", "auth/%s/role/h1/secret-id" % path)["data"]["secret_id"]
-    return path, role_id, secret_id
-
-
 def test_approle_policy_restricts_names(pki, files, tmp_path, run_module):
-    path, role_id, secret_id = _approle(pki)
+    path, role_id, secret_id = approle(pki, CN)
     connection = dict(url=pki.bao.url, ca_cert=pki.bao.ca_cert, auth_method="approle",
                       role_id=role_id, secret_id=secret_id, approle_mount_point=path)
 
@@ -378,7 +321,7 @@ def test_approle_policy_restricts_names(pki, files, tmp_path, run_module):
 def test_approle_file_read_on_the_host(pki, files, tmp_path, run_module):
     """The file vault_server's client entry point writes: the module takes everything
     from it, and the secret ID shows up nowhere in the result."""
-    path, role_id, secret_id = _approle(pki)
+    path, role_id, secret_id = approle(pki, CN)
     approle_file = tmp_path / "approle.json"
     approle_file.write_text(json.dumps({
         "url": pki.bao.url, "ca_cert": pki.bao.ca_cert, "approle_mount": path, "role_name": "h1",
