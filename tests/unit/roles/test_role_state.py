@@ -1,4 +1,4 @@
-"""roles/envoy, dovecot, nginx_mail and vault_server: every path the tasks that run only after a difference
+"""roles/envoy, dovecot, nginx_mail, vault_server and vault_cert: every path the tasks that run only after a difference
 write on the host is in the role's __<role>_state_files, the list host_state compares
 (tasks/compare.yml).
 
@@ -21,6 +21,11 @@ CONVERGE = {
     "dovecot": ["accounts.yml", "configure.yml", "service.yml"],
     "nginx_mail": ["configure.yml", "service.yml"],
     "vault_server": ["install.yml", "install_wheel.yml", "install_archive.yml", "configure.yml", "service.yml"],
+    "vault_cert": ["prepare.yml", "agent.yml"],
+}
+# The variables that hold the list host_state compares (default: __<role>_state_files).
+STATE_VARIABLES = {
+    "vault_cert": ["__vault_cert_dirs", "__vault_cert_agent_files", "__vault_cert_agent_program_files"],
 }
 WRITERS = ("ansible.builtin.copy", "ansible.builtin.template", "ansible.builtin.file")
 
@@ -47,21 +52,23 @@ def _written_paths(role):
             if "item" in expression and isinstance(task["loop"], str):
                 # A loop over a variable (the list of files): its variables and the
                 # destination's others must all be in the list compared.
-                yield name, task["name"], expression.replace("{{ item }}", "") + task["loop"]
+                yield name, task["name"], re.sub(r"\{\{\s*item\b[^}]*\}\}", "", expression) + task["loop"]
             elif "item" in expression:
                 loop = task["loop"]
                 assert isinstance(loop, list), (name, task["name"], loop)
+                attribute = re.search(r"item\.(\w+)", expression)
                 for item in loop:
-                    yield name, task["name"], item[key] if isinstance(item, dict) else item
+                    yield name, task["name"], item[attribute.group(1) if attribute else key] if isinstance(item, dict) else item
             else:
                 yield name, task["name"], expression
 
 
 def _variables(expression):
-    return re.findall(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)", expression)
+    return re.findall(r"\{\{\s*\(?\s*([A-Za-z_][A-Za-z0-9_]*)", expression)
 
 
-@pytest.mark.parametrize("role,at_least", [("envoy", 10), ("dovecot", 5), ("nginx_mail", 4), ("vault_server", 10)])
+@pytest.mark.parametrize("role,at_least", [("envoy", 10), ("dovecot", 5), ("nginx_mail", 4), ("vault_server", 10),
+                                           ("vault_cert", 5)])
 def test_the_converge_files_write_paths_at_all(role, at_least):
     paths = list(_written_paths(role))
     assert len(paths) >= at_least, paths
@@ -70,7 +77,9 @@ def test_the_converge_files_write_paths_at_all(role, at_least):
 @pytest.mark.parametrize("role", sorted(CONVERGE))
 def test_every_written_path_is_compared(role):
     variables_file = yaml.safe_load((ROLES / role / "vars" / "main.yml").read_text(encoding="utf-8"))
-    state = str(variables_file["__%s_state_files" % role])
+    names = STATE_VARIABLES.get(role, ["__%s_state_files" % role])
+    # A loop over one of the compared lists itself writes what is compared.
+    state = " ".join(names + [str(variables_file[name]) for name in names])
     missing = []
     for name, task, expression in _written_paths(role):
         variables = _variables(str(expression))

@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, mailmesh.imap maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Filters for the on-host certificate renewal agent (documented in the ``<filter>.yml``
+sidecar files)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ast
+import hashlib
+import os
+
+from ansible.errors import AnsibleFilterError
+
+# The agent program (in the vault_cert role) and the package its imports live in.
+AGENT_PROGRAM = "roles/vault_cert/files/mailmesh-cert-renew.py"
+PACKAGE = "ansible_collections.mailmesh.imap.plugins.module_utils"
+_PACKAGE_PARTS = PACKAGE.split(".")
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise AnsibleFilterError("cert_agent_files: cannot read %s: %s" % (path, exc.strerror))
+
+
+def _imported_module_utils(source, path):
+    """The names of the collection's module_utils files that this source imports."""
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as exc:
+        raise AnsibleFilterError("cert_agent_files: %s does not parse: %s" % (path, exc))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == PACKAGE:
+                names.update(alias.name for alias in node.names)
+            elif node.module.startswith(PACKAGE + "."):
+                names.add(node.module[len(PACKAGE) + 1:].split(".")[0])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith(PACKAGE + "."):
+                    names.add(alias.name[len(PACKAGE) + 1:].split(".")[0])
+    return names
+
+
+def cert_agent_files(collection_root, install_dir, for_copy=False):
+    """What the agent needs on a host, under install_dir.
+
+    The program, every module_utils file it imports (followed through their own imports),
+    and an empty ``__init__.py`` in each package directory (so that a copy of Ansible's
+    own ``ansible_collections`` elsewhere on the host's path cannot shadow them). Each
+    entry: path, sha256, owner, group, mode; directories with state: directory. With
+    for_copy, files carry src (a path on the controller) or content, and directories are
+    left out.
+    """
+    root = str(collection_root)
+    install_dir = str(install_dir).rstrip("/")
+    if not install_dir.startswith("/"):
+        raise AnsibleFilterError("cert_agent_files: install_dir must be absolute, got %r" % install_dir)
+    program = os.path.join(root, AGENT_PROGRAM)
+    module_utils = os.path.join(root, "plugins", "module_utils")
+    sources = {}
+    pending = sorted(_imported_module_utils(_read(program), program))
+    while pending:
+        name = pending.pop()
+        if name in sources:
+            continue
+        path = os.path.join(module_utils, name + ".py")
+        sources[name] = path
+        pending.extend(sorted(_imported_module_utils(_read(path), path) - set(sources)))
+
+    package_dir = install_dir
+    dirs = [install_dir]
+    for part in _PACKAGE_PARTS:
+        package_dir = "%s/%s" % (package_dir, part)
+        dirs.append(package_dir)
+    system = dict(owner="root", group="root")
+    entries = [dict(system, path=d, state="directory", mode="0755") for d in dirs]
+    files = [("%s/%s" % (install_dir, os.path.basename(AGENT_PROGRAM)), program, None)]
+    files += [("%s/__init__.py" % d, None, b"") for d in dirs[1:]]
+    files += [("%s/%s.py" % (package_dir, name), sources[name], None) for name in sorted(sources)]
+    for dest, src, content in files:
+        data = content if content is not None else _read(src)
+        entry = dict(system, path=dest, sha256=hashlib.sha256(data).hexdigest(), mode="0644")
+        if for_copy:
+            if src is not None:
+                entry["src"] = src
+            else:
+                entry["content"] = data.decode("utf-8")
+        entries.append(entry)
+    if for_copy:
+        return [entry for entry in entries if entry.get("state") != "directory"]
+    return entries
+
+
+class FilterModule(object):
+    """mailmesh.imap certificate agent filters."""
+
+    def filters(self):
+        return {"cert_agent_files": cert_agent_files}

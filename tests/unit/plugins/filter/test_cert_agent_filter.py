@@ -1,0 +1,61 @@
+"""plugins/filter/cert_agent.py: the renewal agent's files are the program and exactly the
+module_utils its imports reach, none of which imports Ansible (hosts do not have it)."""
+
+import ast
+import hashlib
+import pathlib
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.mailmesh.imap.plugins.filter.cert_agent import cert_agent_files
+
+ROOT = pathlib.Path(__file__).resolve().parents[4]
+INSTALL = "/usr/local/lib/mailmesh/cert-renew"
+PACKAGE = INSTALL + "/ansible_collections/mailmesh/imap/plugins/module_utils"
+
+
+def test_the_program_and_the_module_utils_it_reaches():
+    entries = cert_agent_files(str(ROOT), INSTALL)
+    files = {e["path"]: e for e in entries if e.get("state") != "directory"}
+    dirs = [e["path"] for e in entries if e.get("state") == "directory"]
+    assert dirs[0] == INSTALL and dirs[-1] == PACKAGE and len(dirs) == 6
+    module_utils = sorted(p.rsplit("/", 1)[1] for p in files
+                          if p.startswith(PACKAGE + "/_") and not p.endswith("/__init__.py"))
+    assert module_utils == ["_cert_renewal.py", "_names.py", "_pki.py", "_vault_auth.py", "_vault_client.py"]
+    program = files[INSTALL + "/mailmesh-cert-renew.py"]
+    source = ROOT / "roles/vault_cert/files/mailmesh-cert-renew.py"
+    assert program["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    inits = [p for p in files if p.endswith("/__init__.py")]
+    assert len(inits) == 5 and all(files[p]["sha256"] == hashlib.sha256(b"").hexdigest() for p in inits)
+    assert all(e["owner"] == "root" and e["group"] == "root" for e in entries)
+    assert {files[p]["mode"] for p in files} == {"0644"}
+
+
+def test_for_copy_gives_a_source_or_the_content_and_no_directories():
+    entries = cert_agent_files(str(ROOT), INSTALL, for_copy=True)
+    assert all("state" not in e for e in entries)
+    for entry in entries:
+        assert ("src" in entry) != ("content" in entry), entry
+        if "src" in entry:
+            assert pathlib.Path(entry["src"]).is_file()
+        else:
+            assert entry["content"] == "" and entry["path"].endswith("/__init__.py")
+
+
+def test_nothing_the_agent_runs_imports_ansible():
+    for entry in cert_agent_files(str(ROOT), INSTALL, for_copy=True):
+        if "src" not in entry:
+            continue
+        tree = ast.parse(pathlib.Path(entry["src"]).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            assert not any(n == "ansible" or n.startswith("ansible.") for n in names), (entry["src"], names)
+
+
+def test_a_relative_install_dir_or_a_missing_file_is_refused(tmp_path):
+    with pytest.raises(AnsibleFilterError, match="install_dir must be absolute"):
+        cert_agent_files(str(ROOT), "relative/dir")
+    with pytest.raises(AnsibleFilterError, match="cannot read .*mailmesh-cert-renew.py"):
+        cert_agent_files(str(tmp_path), INSTALL)
