@@ -17,7 +17,8 @@ description:
     keeping the largest C(n) the kernel honours.
   - Also reports the number of CPUs, which the role sizes Envoy's workers by, so that
     the role needs only the C(min) subset of facts (the C(hardware) subset takes half a
-    second on a Raspberry Pi).
+    second on a Raspberry Pi), the time synchronisation clients installed, and whether
+    the host is a container.
   - Envoy publishes amd64 and arm64 builds only. Its allocator needs a 48-bit address
     space on arm64 and crashes at every start on kernels built with 39-bit VA, as some
     Raspberry Pi kernels are. This module fails with a message that names the fix
@@ -74,6 +75,25 @@ cpus:
   returned: always
   type: int
   sample: 4
+time_sync:
+  description:
+    - "The time synchronisation clients installed on the host, by their programs:
+      C(chrony), C(ntpsec) (C(ntpd), also the older C(ntp)), C(openntpd),
+      C(systemd-timesyncd)."
+    - The role installs
+      C(systemd-timesyncd) on edge devices only when none of the others is there.
+  returned: always
+  type: list
+  elements: str
+  sample: [systemd-timesyncd]
+container:
+  description:
+    - Whether the host is a container (systemd's C(/run/systemd/container), or
+      C(/.dockerenv)). A container has its host's clock; C(systemd-timesyncd) does not
+      run there.
+  returned: always
+  type: bool
+  sample: false
 problem:
   description: Why Envoy cannot run here and how to fix it; empty when it can.
   returned: always
@@ -92,6 +112,24 @@ from ansible_collections.mailmesh.imap.plugins.module_utils._envoy_platform impo
 )
 
 
+# The programs that tell which time synchronisation client a host has.
+TIME_SYNC_PROGRAMS = (
+    ("chrony", ("/usr/sbin/chronyd",)),
+    ("ntpsec", ("/usr/sbin/ntpd", "/usr/sbin/ntpsec")),
+    ("openntpd", ("/usr/sbin/openntpd",)),
+    ("systemd-timesyncd", ("/lib/systemd/systemd-timesyncd", "/usr/lib/systemd/systemd-timesyncd")),
+)
+
+
+def time_sync_clients(exists=os.path.exists):
+    """The time synchronisation clients whose program is on the host."""
+    return [name for name, paths in TIME_SYNC_PROGRAMS if any(exists(path) for path in paths)]
+
+
+def in_container(exists=os.path.exists):
+    return exists("/run/systemd/container") or exists("/.dockerenv")
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(fail_on_problem=dict(type="bool", default=True)),
@@ -101,7 +139,8 @@ def main():
     va_bits = probe_va_bits()
     problem = platform_problem(machine, va_bits) or ""
     result = dict(changed=False, machine=machine, arch=ARCHES.get(machine.lower(), ""),
-                  va_bits=va_bits, cpus=os.cpu_count() or 1, problem=problem)
+                  va_bits=va_bits, cpus=os.cpu_count() or 1, time_sync=time_sync_clients(),
+                  container=in_container(), problem=problem)
     if problem and module.params["fail_on_problem"]:
         module.fail_json(msg="Envoy cannot run on this host: " + problem, **result)
     module.exit_json(**result)
