@@ -112,7 +112,8 @@ def test_no_empty_directories(tarball):
 
 
 def test_what_users_need_ships(tarball):
-    for name in ("README.md", "meta/runtime.yml", "inventories/example/hosts.yml", "inventories/example/README.md",
+    for name in ("README.md", "meta/runtime.yml", "meta/execution-environment.yml", "meta/ee-requirements.txt",
+                 "bindep.txt", "inventories/example/hosts.yml", "inventories/example/README.md",
                  "playbooks/files/raft_snapshot_check.py"):
         assert name in tarball.files, name
     shipped = {posixpath.splitext(posixpath.basename(name))[0]
