@@ -42,6 +42,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The environment without any ANSIBLE_* setting the Makefile exports, plus `extra`:
     a run as a user of the installed collection would make it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "PY_COLORS"))}
+    # The venv's commands first: tools such as antsibull-docs call `ansible` by name.
+    env["PATH"] = os.pathsep.join([str(pathlib.Path(sys.executable).parent), env.get("PATH", "")])
     env["ANSIBLE_NOCOLOR"] = "1"
     env.update(extra)
     return env
