@@ -120,6 +120,7 @@ def test_what_users_need_ships(tarball):
                for name in tarball.files if re.fullmatch(r"playbooks/[^/]+\.ya?ml", name)}
     assert shipped == PLAYBOOKS
     for role in ("vault_server", "vault_cert", "dovecot", "nginx_mail", "envoy"):
+        assert "roles/%s/README.md" % role in tarball.files, role
         assert "roles/%s/meta/argument_specs.yml" % role in tarball.files, role
 
 
