@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `ansible-test sanity` on the collection as a user gets it: build the tarball,
-# install it under .build/sanity/ansible_collections/mailmesh/imap, run there.
+# `ansible-test sanity`, then `ansible-test units`, on the collection as a user gets it:
+# build the tarball, install it under .build/sanity/ansible_collections/mailmesh/imap,
+# run there. The units run proves that the tests the tarball ships pass from an
+# installed copy (the checkout's own tests run in `make units`).
 # Expects the venv's bin on PATH (the Makefile exports it).
 set -euo pipefail
 
@@ -34,4 +36,9 @@ fi
 
 say "ansible-test sanity --requirements --python ${python_version}"
 cd "${collection}"
-ANSIBLE_COLLECTIONS_PATH="${build}/sanity" exec ansible-test sanity --requirements --python "${python_version}" --color yes "$@"
+export ANSIBLE_COLLECTIONS_PATH="${build}/sanity"
+ansible-test sanity --requirements --python "${python_version}" --color yes "$@"
+
+# pytest, pytest-xdist and pytest-mock come from the venv (requirements/controller.txt).
+say "ansible-test units --python ${python_version} (the tests the tarball ships)"
+ansible-test units --python "${python_version}" --color yes
