@@ -25,7 +25,8 @@ SCENARIO = "vault_server"
 LOG_DIR = os.path.join(REPO_ROOT, ".build", "molecule-logs")
 LOG_FILE = os.path.join(LOG_DIR, SCENARIO + ".log")
 INIT_FILE = os.path.join(REPO_ROOT, ".build", "molecule", SCENARIO, "vault1-init.json")
-CLIENTS = ("gw1", "store1")
+# Hosts with an AppRole file: the clients, and the Vault host itself (its listener).
+CLIENTS = ("gw1", "store1", "vault1")
 APPROLE_FILE = "/etc/mailmesh/vault/approle.json"
 TIMEOUT = int(os.environ.get("MOLECULE_SCENARIO_TIMEOUT", "1800"))
 

@@ -84,10 +84,35 @@ def test_listener_certificate_is_issued_by_the_pki(vault1):
     )
     assert "mailmesh issuing CA" in issuer
     verify = vault1.run(
-        "openssl verify -CAfile %s -untrusted /etc/openbao/tls/vault-chain.pem /etc/openbao/tls/vault.pem",
+        "openssl verify -CAfile %s -untrusted /etc/mailmesh/tls/vault/chain.pem /etc/mailmesh/tls/vault/cert.pem",
         CA_FILE,
     )
     assert verify.rc == 0, verify.stdout + verify.stderr
+    # The listener serves the pair vault_cert keeps, through the links.
+    assert vault1.file("/etc/openbao/tls/listener.pem").linked_to == "/etc/mailmesh/tls/vault/fullchain.pem"
+    assert vault1.file("/etc/openbao/tls/listener-key.pem").linked_to == "/etc/mailmesh/tls/vault/key.pem"
+
+
+def test_the_vault_host_renews_its_listener_certificate_itself(vault1):
+    """Its own AppRole file (the loopback URL its certificate names), and the renewal
+    timer with the listener's entry, which reloads the server after a renewal."""
+    approle = vault1.file(APPROLE_FILE)
+    assert approle.mode == 0o600 and approle.user == "root"
+    data = json.loads(approle.content_string)
+    assert data["url"] == "https://127.0.0.1:8200" and data["role_name"] == "vault1"
+    assert data["pki_role"] == "vault_servers"
+    timer = vault1.service("mailmesh-cert-renew.timer")
+    assert timer.is_enabled and timer.is_running
+    entry = json.loads(vault1.file("/etc/mailmesh/cert-renew.d/vault.json").content_string)
+    assert entry["reload_units"] == ["openbao.service"] and entry["group"] == "openbao"
+    assert entry["ip_sans"] == ["127.0.0.1"] and entry["common_name"] == "vault1"
+    # A run now renews nothing (the certificate is fresh) and succeeds: its policy allows
+    # exactly the names it asks for.
+    run = vault1.run("systemctl start mailmesh-cert-renew.service")
+    assert run.rc == 0, vault1.run("journalctl -u mailmesh-cert-renew --no-pager -n 20").stdout
+    forced = vault1.run("python3 -I /usr/local/lib/mailmesh/cert-renew/mailmesh-cert-renew.py --force")
+    assert forced.rc == 0 and "vault: renewed (forced)" in forced.stdout, forced.stdout + forced.stderr
+    assert "reloaded openbao.service" in forced.stdout
 
 
 @pytest.mark.parametrize("name", ["gw1", "store1"])
@@ -116,7 +141,7 @@ def test_approle_file_is_private(name):
 
 
 def test_private_keys_are_not_world_readable(vault1):
-    for path in ("/etc/openbao/tls/vault-key.pem", "/etc/openbao/tls/bootstrap-key.pem"):
+    for path in ("/etc/mailmesh/tls/vault/key.pem", "/etc/openbao/tls/bootstrap-key.pem"):
         key = vault1.file(path)
         assert key.user == "root"
         assert key.group == "openbao"
