@@ -56,6 +56,16 @@ def ip(name):
     return out
 
 
+def network_of(name):
+    """The Docker network the container is on (the scenario's own)."""
+    out = subprocess.run(
+        ["docker", "inspect", "-f", "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}", name],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.split()
+    assert len(out) == 1, "%s is on %s" % (name, out)
+    return out[0]
+
+
 def journal(target, unit):
     return target.run("journalctl -u %s --no-pager -n 40", unit).stdout
 

@@ -1,22 +1,27 @@
 """What the whole mesh gives its users, with the lab's inventory shape and the real
 playbooks: mail apps on both edge devices (amd64 and arm64) and ordinary TLS clients
-read and write mail, each user on their own store; a gateway can fail; Vault can stop
-(services keep serving, a rotation fails clearly and changes nothing); every
-certificate can be rotated while 20 sessions stay open and new ones keep logging in."""
+read and write mail, each user on their own store; a gateway can fail; every host keeps
+its certificates alive by itself, through a Vault outage and a device offline until its
+certificate expired, with no Ansible run; Vault can stop (services keep serving, a
+rotation fails clearly and changes nothing); every certificate can be rotated while 20
+sessions stay open and new ones keep logging in."""
 
+import datetime
 import imaplib
 import json
 import os
+import pathlib
 import re
 import socket
 import ssl
 import subprocess
+import threading
 import time
 
 import mesh_checks
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from mesh_checks import EDGE_CLIENT
-from mesh_checks import envoy_served_serial as _envoy_served_serial
 from mesh_checks import host as _host
 from mesh_checks import ip as _ip
 from mesh_checks import journal as _journal
@@ -38,6 +43,44 @@ IMAPS_PORT = 993
 
 SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLAYBOOKS = os.path.normpath(os.path.join(SCENARIO_DIR, "..", "..", "playbooks"))
+PI = "e2e-pi1"
+
+# The renewal agent (roles/vault_cert) and what it keeps.
+AGENT_UNIT = "mailmesh-cert-renew"
+AGENT_CONFIG_DIR = "/etc/mailmesh/cert-renew.d"
+TEXTFILE = "/var/lib/prometheus/node-exporter/mailmesh_cert_renew.prom"
+APPROLE_FILE = "/etc/mailmesh/vault/approle.json"
+# group_vars/all/renewal.yml: a run every 30 s after the last, plus up to 10 s.
+TIMER_PERIOD = 40
+# The Vault tier's init file (unseal keys, root token) for this scenario (host_vars/e2e-vault1.yml).
+INIT_FILE = pathlib.Path(SCENARIO_DIR).parents[1] / ".build" / "molecule" / "e2e" / ("%s-init.json" % VAULT)
+# What an OpenBao or Vault token looks like (service and batch tokens, old and new).
+TOKEN = re.compile(r"\b(hvs|hvb|s|b)\.[A-Za-z0-9_-]{20,}")
+# The soak: this long in all, IMAP from both edge devices throughout, a new session every
+# NEW_SESSION_EVERY seconds on each (at most SOAK_MAX_ROUNDS), the serials sampled every
+# SAMPLE_EVERY seconds; Vault down from OUTAGE_AT for OUTAGE_SECONDS: longer than two
+# timer periods (every agent tries and fails at least twice), shorter than the least
+# life a certificate has left between two runs (4 min - 40 s; the Pi's 210 s - 40 s).
+SOAK_SECONDS = 600
+SOAK_MAX_ROUNDS = 1200
+NEW_SESSION_EVERY = 1.0
+SAMPLE_EVERY = 15
+OUTAGE_AT = 240
+OUTAGE_SECONDS = 100
+
+# Runs on the Vault host: unseal keys on stdin, one per line, PUT to sys/unseal; prints
+# only whether it is still sealed.
+UNSEAL = r"""
+import json, ssl, sys, urllib.request
+context = ssl.create_default_context(cafile=sys.argv[1])
+status = {"sealed": True}
+for key in sys.stdin.read().split():
+    request = urllib.request.Request("https://127.0.0.1:8200/v1/sys/unseal", method="PUT",
+                                     data=json.dumps({"key": key}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    status = json.loads(urllib.request.urlopen(request, timeout=10, context=context).read())
+print("sealed=%s" % status["sealed"])
+"""
 
 
 # Runs on an edge device for the rotation: holds sessions open and opens new ones on
@@ -369,7 +412,7 @@ def test_failover_when_a_gateway_stops_and_returns(hosts):
     assert _logins_via(gw1) > before, "no session went through e2e-gw1 after it returned"
 
 
-# --- Vault stops -----------------------------------------------------------------------
+# --- the hosts keep their certificates alive; Vault stops ----------------------------
 
 # What a failed rotation must leave as it was: every certificate and key file of the
 # mesh, and every Envoy process.
@@ -431,47 +474,387 @@ def _assert_refused_and_unchanged(hosts, play, before, failing_hosts):
     assert _state(hosts) == before
 
 
-def test_vault_down_services_serve_rotation_fails_and_changes_nothing(hosts, ca_file):
+def _unseal_by_hand(vault):
+    """What an operator does after a restart with the Shamir seal (`bao operator unseal`,
+    threshold times), with the keys of the Vault tier's init file: they go to the Vault
+    host over stdin, never on a command line or into the output."""
+    started = time.monotonic()
+    while _seal_status(vault) is None and time.monotonic() - started < 60:
+        time.sleep(1)
+    init = json.loads(INIT_FILE.read_text(encoding="utf-8"))
+    keys = init["keys"][: init["secret_threshold"]]
+    done = subprocess.run(["docker", "exec", "-i", VAULT, "python3", "-c", UNSEAL, VAULT_CA],
+                          input="\n".join(keys) + "\n", capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and "sealed=False" in done.stdout, "unsealing failed (rc %d)" % done.returncode
+    assert _seal_status(vault)["sealed"] is False
+
+
+def _agents_idle(hosts, timeout=180):
+    """No renewal run in progress on any host (one that started before Vault stopped may
+    still be writing)."""
+    deadline = time.monotonic() + timeout
+    for name in ALL_HOSTS:
+        while hosts[name].run("systemctl is-active %s.service", AGENT_UNIT).stdout.strip() == "activating":
+            assert time.monotonic() < deadline, "the renewal agent on %s is still running" % name
+            time.sleep(1)
+
+
+def _run_agents_now(hosts):
+    """A timer tick on every host at once (systemctl start waits until the run ended);
+    then every certificate is at least renew_before from its expiry."""
+    for name in ALL_HOSTS:
+        done = hosts[name].run("systemctl start %s.service", AGENT_UNIT)
+        assert done.rc == 0, "%s: %s\n%s" % (name, done.stderr, _agent_journal(hosts[name]))
+
+
+def _agent_journal(host, since=None):
+    """What the renewal agent said (only its own lines: journald's are left out)."""
+    return host.run("journalctl -u %s.service --since %s --no-pager -o cat -q", AGENT_UNIT,
+                    "@%d" % int(since or 0)).stdout
+
+
+def _file_serials(host):
+    """{certificate: serial} for every certificate directory under /etc/mailmesh/tls."""
+    cmd = host.run("for d in %s/*/; do printf '%%s ' \"$(basename \"$d\")\"; "
+                   "openssl x509 -noout -serial -in \"$d/cert.pem\"; done", TLS_DIR)
+    assert cmd.rc == 0, cmd.stderr
+    found = {}
+    for line in cmd.stdout.splitlines():
+        name, serial = line.split()
+        found[name] = int(serial.split("=", 1)[1], 16)
+    return found
+
+
+def _cert_files_sha(hosts):
+    """sha256 of every certificate, key, chain and full chain file of the mesh."""
+    state = {}
+    for name in ALL_HOSTS:
+        out = hosts[name].run("sha256sum %s/*/*.pem", TLS_DIR).stdout
+        for line in out.splitlines():
+            digest, path = line.split()
+            state[name, path] = digest
+    return state
+
+
+def _envoy_serials(target):
+    """Every serial Envoy's /certs lists (during a renewal, briefly two)."""
+    certs = json.loads(mesh_checks.admin(target, "/certs"))["certificates"]
+    return {int(c["cert_chain"][0]["serial_number"], 16) for c in certs if c.get("cert_chain")}
+
+
+def _metrics(host):
+    """The agent's textfile, parsed as node_exporter's textfile collector reads it:
+    {(metric, cert label or None): value}."""
+    text = host.run("cat %s", TEXTFILE).stdout
+    assert text, "no %s on %s" % (TEXTFILE, host)
+    return {(sample.name, sample.labels.get("cert")): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+class _EdgeLoop(threading.Thread):
+    """On one edge device for the whole soak: both users' sessions held open (NOOP and
+    FETCH on them every ten rounds), and a new session (LOGIN, SELECT, FETCH, LOGOUT)
+    every second or so. Bounded in rounds and time; every failure kept with its time."""
+
+    def __init__(self, edge, started, seconds, offset):
+        super().__init__(daemon=True)
+        self.edge, self.started, self.seconds, self.offset = edge, started, seconds, offset
+        self.rounds, self.checks, self.failures = 0, 0, []
+
+    def _fail(self, what):
+        self.failures.append("%s at %.0fs: %s" % (self.edge, time.monotonic() - self.started, what))
+
+    def run(self):
+        time.sleep(self.offset)
+        users = sorted(USERS)
+        holder = _EdgeHolder(self.edge, users)
+        try:
+            ready = holder.first_line()
+            if ready != "READY %d" % len(users):
+                self._fail("holder did not start: %r" % ready)
+                return
+            while time.monotonic() - self.started < self.seconds and self.rounds < SOAK_MAX_ROUNDS:
+                user = users[self.rounds % 2]
+                answer = holder.ask("new %s %s" % (user, USERS[user]))
+                if answer != "NEW OK":
+                    self._fail("new session of %s: %s" % (user, answer))
+                if self.rounds % 10 == 0:
+                    answer = holder.ask("check")
+                    self.checks += 1
+                    if answer != "CHECKED %d" % len(users):
+                        self._fail("held sessions: %s" % answer)
+                self.rounds += 1
+                time.sleep(NEW_SESSION_EVERY)
+            answer = holder.ask("check")
+            if answer != "CHECKED %d" % len(users):
+                self._fail("held sessions at the end: %s" % answer)
+        finally:
+            holder.close()
+
+
+class _Sampler(threading.Thread):
+    """Every SAMPLE_EVERY seconds: the serial of every certificate on disk, the one each
+    Envoy's admin /certs lists, and the one a new TLS client is served by NGINX (993),
+    Dovecot (993) and Vault (8200). `seen[key]` maps each serial to when it was first seen."""
+
+    def __init__(self, hosts, ca_file, started, stop):
+        super().__init__(daemon=True)
+        self.hosts, self.ca_file, self.started, self.stop = hosts, ca_file, started, stop
+        self.seen, self.errors = {}, []
+        self.vault_down = False
+
+    def _record(self, key, serials):
+        now = time.monotonic() - self.started
+        for serial in serials:
+            self.seen.setdefault(key, {}).setdefault(serial, now)
+
+    def _probe(self, key, read):
+        try:
+            self._record(key, read())
+        except Exception as exc:  # pylint: disable=broad-except
+            if not (key[0] == "vault" and self.vault_down):
+                self.errors.append("%.0fs %s: %r" % (time.monotonic() - self.started, key, exc))
+
+    def sample(self):
+        for name in ALL_HOSTS:
+            for cert, serial in _file_serials(self.hosts[name]).items():
+                self._record(("file", name, cert), [serial])
+        for name in ENVOY_HOSTS:
+            self._probe(("envoy", name), lambda n=name: _envoy_serials(self.hosts[n]))
+        for name in GATEWAYS:
+            self._probe(("nginx", name), lambda n=name: [_peer_serial(_ip(n), n, self.ca_file)])
+        for name in STORES:
+            self._probe(("dovecot", name), lambda n=name: [_peer_serial(_ip(n), n, self.ca_file)])
+        self._probe(("vault", VAULT), lambda: [_peer_serial(_ip(VAULT), VAULT, self.ca_file, port=8200)])
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                self.sample()
+            except Exception as exc:  # pylint: disable=broad-except
+                self.errors.append("%.0fs sample: %r" % (time.monotonic() - self.started, exc))
+            self.stop.wait(SAMPLE_EVERY)
+
+
+def _secrets_of_the_run(hosts):
+    """Every host's secret ID, the root token, and a line of every private key's body."""
+    secrets = {"root token": json.loads(INIT_FILE.read_text(encoding="utf-8"))["root_token"]}
+    for name in ALL_HOSTS:
+        approle = json.loads(hosts[name].run("cat %s", APPROLE_FILE).stdout)
+        secrets["secret ID of %s" % name] = approle["secret_id"]
+        for key_file in hosts[name].run("ls %s/*/key.pem", TLS_DIR).stdout.split():
+            body = hosts[name].run("sed -n 2p %s", key_file).stdout.strip()
+            assert len(body) > 20
+            secrets["key %s on %s" % (key_file, name)] = body
+    return secrets
+
+
+def _assert_no_secret_in_journals_or_metrics(hosts):
+    secrets = _secrets_of_the_run(hosts)
+    for name in ALL_HOSTS:
+        for what, text in (("journal", hosts[name].run("journalctl --no-pager -o cat -q").stdout),
+                           ("metrics", hosts[name].run("cat %s", TEXTFILE).stdout)):
+            assert text, (name, what)
+            leaked = sorted(label for label, secret in secrets.items() if secret in text)
+            # Only the labels, never the secrets themselves, in the message.
+            assert not leaked, "%s's %s holds: %s" % (name, what, ", ".join(leaked))
+            assert "PRIVATE KEY" not in text, (name, what)
+            assert not TOKEN.search(text), "%s's %s holds a token-like word" % (name, what)
+
+
+def test_every_host_keeps_its_certificates_itself(hosts):
+    """The renewal timer runs on every host, each certificate is registered with it, and
+    edge devices keep their clock in time (in a container only enabled: the container
+    has its host's clock)."""
+    expected = {VAULT: ["vault"], **{name: sorted(WATCHED_FILES[name]) for name in ENVOY_HOSTS}}
+    for name, certs in expected.items():
+        timer = hosts[name].service(AGENT_UNIT + ".timer")
+        assert timer.is_enabled and timer.is_running, _agent_journal(hosts[name])
+        entries = hosts[name].run("ls %s", AGENT_CONFIG_DIR).stdout.split()
+        assert entries == ["%s.json" % cert for cert in certs], (name, entries)
+        metrics = _metrics(hosts[name])
+        for cert in certs:
+            assert metrics["mailmesh_cert_not_after_timestamp_seconds", cert] > time.time(), (name, cert)
+    for name in EDGES:
+        assert hosts[name].package("systemd-timesyncd").is_installed
+        assert hosts[name].service("systemd-timesyncd").is_enabled
+        condition = hosts[name].run("systemctl show -p ConditionResult --value systemd-timesyncd").stdout.strip()
+        assert condition == "no", "systemd-timesyncd should be skipped in a container: %s" % condition
+
+
+def test_certificates_renew_themselves_without_ansible(hosts, ca_file):
+    """For SOAK_SECONDS, with no Ansible run: every certificate of every host (Vault's
+    listener included) is renewed by the host's own timer at least twice, on disk and as
+    served; IMAP from both edge devices (held sessions that FETCH, a new login every
+    second or so) never fails; Vault stops for OUTAGE_SECONDS (longer than a timer
+    period): every agent fails with one line naming the certificate and the cause, no
+    certificate file changes, sessions go on; unsealed, every host renews on its next
+    tick. Journals and metrics hold no secret; no service restarted."""
     vault = hosts[VAULT]
     assert _seal_status(vault)["sealed"] is False
-    before = _state(hosts)
+    for edge, user in zip(EDGES, sorted(USERS)):  # every user has mail to FETCH
+        _edge_session(edge, user, _subject("soak-seed"))
+    pids = {(unit, name): _pid(hosts[name], unit)
+            for name, units in (("e2e-store1", ("dovecot", "envoy")), ("e2e-store2", ("dovecot", "envoy")),
+                                ("e2e-gw1", ("nginx", "envoy")), ("e2e-gw2", ("nginx", "envoy")),
+                                ("e2e-edge1", ("envoy",)), ("e2e-pi1", ("envoy",)))
+            for unit in units}
+
+    started = time.monotonic()
+    stop = threading.Event()
+    sampler = _Sampler(hosts, ca_file, started, stop)
+    loops = [_EdgeLoop(edge, started, SOAK_SECONDS, offset) for edge, offset in zip(EDGES, (0, 0.5))]
+    sampler.start()
+    for loop in loops:
+        loop.start()
+    vault_up_at = None
+    try:
+        # Vault stops.
+        time.sleep(max(0, OUTAGE_AT - (time.monotonic() - started)))
+        outage_epoch = time.time()
+        sampler.vault_down = True
+        assert vault.run("systemctl stop %s", VAULT_UNIT).rc == 0
+        _agents_idle(hosts)
+        files_before = _cert_files_sha(hosts)
+        time.sleep(max(0, OUTAGE_AT + OUTAGE_SECONDS - (time.monotonic() - started)))
+        assert _cert_files_sha(hosts) == files_before, "a certificate file changed while Vault was down"
+        for name in ALL_HOSTS:
+            said = _agent_journal(hosts[name], since=outage_epoch)
+            url = "https://127.0.0.1:8200" if name == VAULT else "https://%s:8200" % VAULT
+            for cert in (["vault"] if name == VAULT else WATCHED_FILES[name]):
+                line = re.search(r"^%s: renewal of %s/%s/cert.pem FAILED \(Vault at %s is unreachable while .*; "
+                                 r"the certificate stays valid until .*; the files are unchanged, the next timer run "
+                                 r"tries again$" % (cert, TLS_DIR, cert, re.escape(url)), said, re.MULTILINE)
+                assert line, "%s: no failure line for %s while Vault was down:\n%s" % (name, cert, said[-3000:])
+        # Vault starts (sealed), and is unsealed as the Shamir seal needs.
+        assert vault.run("systemctl start %s", VAULT_UNIT).rc == 0
+        _unseal_by_hand(vault)
+        vault_up_at = time.monotonic() - started
+        sampler.vault_down = False
+
+        for loop in loops:
+            loop.join(timeout=SOAK_SECONDS + 300)
+    finally:
+        stop.set()
+        sampler.join(timeout=120)
+        if _seal_status(vault) is None or _seal_status(vault).get("sealed"):
+            vault.run("systemctl start %s", VAULT_UNIT)
+            _unseal_by_hand(vault)
+    elapsed = time.monotonic() - started
+
+    failures = [failure for loop in loops for failure in loop.failures]
+    assert not failures, "%d IMAP failures during the soak:\n%s" % (len(failures), "\n".join(failures))
+    assert all(loop.rounds >= 100 and loop.checks >= 10 for loop in loops), [(l.edge, l.rounds) for l in loops]
+    assert not sampler.errors, "\n".join(sampler.errors)
+    assert elapsed >= SOAK_SECONDS
+
+    # Every certificate renewed at least twice (three serials), on disk and as served;
+    # every one on disk renewed within two timer periods after Vault came back.
+    keys = [("file", name, cert) for name in ALL_HOSTS for cert in (["vault"] if name == VAULT else WATCHED_FILES[name])]
+    keys += [("envoy", name) for name in ENVOY_HOSTS] + [("nginx", name) for name in GATEWAYS]
+    keys += [("dovecot", name) for name in STORES] + [("vault", VAULT)]
+    few = {key: len(sampler.seen.get(key, {})) for key in keys if len(sampler.seen.get(key, {})) < 3}
+    assert not few, "renewed less than twice: %s" % few
+    late = [key for key in keys if key[0] == "file"
+            and not any(vault_up_at < first <= vault_up_at + 2 * TIMER_PERIOD + SAMPLE_EVERY + 30
+                        for first in sampler.seen[key].values())]
+    assert not late, "not renewed on the first ticks after Vault came back: %s" % late
+
+    # Reloads, never restarts.
+    for (unit, name), pid in pids.items():
+        assert _pid(hosts[name], unit) == pid, "%s restarted on %s" % (unit, name)
+    # Status for monitoring, and no secret anywhere.
+    for name in ALL_HOSTS:
+        metrics = _metrics(hosts[name])
+        for cert in (["vault"] if name == VAULT else WATCHED_FILES[name]):
+            assert metrics["mailmesh_cert_renew_success", cert] == 1, (name, cert)
+            assert metrics["mailmesh_cert_renewals_total", cert] >= 2, (name, cert)
+            assert metrics["mailmesh_cert_failures_total", cert] >= 1, (name, cert)
+            assert metrics["mailmesh_cert_last_failure_timestamp_seconds", cert] >= outage_epoch, (name, cert)
+    _assert_no_secret_in_journals_or_metrics(hosts)
+    print("soak: %.0fs, Vault down from %ds to %.0fs; IMAP %s; serials seen: %s" % (
+        elapsed, OUTAGE_AT, vault_up_at,
+        ", ".join("%s %d rounds" % (loop.edge, loop.rounds) for loop in loops),
+        {" ".join(key[1:]) + " (%s)" % key[0]: len(sampler.seen[key]) for key in keys}))
+
+
+def test_an_edge_device_offline_until_its_certificate_expired_renews_when_it_returns(hosts):
+    """The Pi loses its network until its certificate has expired; back, it renews on its
+    next tick by itself (the AppRole login needs no certificate), and its app's IMAP works
+    again, with no Ansible run."""
+    pi = hosts[PI]
+    expired = _file_serials(pi)["envoy"]
+    not_after = _not_after(pi, "envoy")
+    network = mesh_checks.network_of(PI)
+    subprocess.run(["docker", "network", "disconnect", network, PI], check=True, timeout=60)
+    offline_epoch = time.time()
+    try:
+        assert not_after - time.time() < 300, "the Pi's certificate lives longer than host_vars/e2e-pi1.yml says"
+        while time.time() < not_after + 5:
+            time.sleep(5)
+        # The next run after the expiry says so (and changes nothing).
+        expired_line = re.compile(r"^envoy: renewal of .* FAILED \(Vault at https://e2e-vault1:8200 is unreachable "
+                                  r"while .*; the certificate EXPIRED at .*; the files are unchanged", re.MULTILINE)
+        _wait_for(lambda: expired_line.search(_agent_journal(pi, since=offline_epoch)),
+                  "the Pi's agent names its expired certificate", timeout=2 * TIMER_PERIOD + 60)
+        assert _file_serials(pi)["envoy"] == expired
+    finally:
+        subprocess.run(["docker", "network", "connect", network, PI], check=True, timeout=60)
+    back = time.monotonic()
+    _wait_for(lambda: _file_serials(pi)["envoy"] != expired, "the Pi renews its certificate",
+              timeout=2 * TIMER_PERIOD + 60)
+    renewed_after = time.monotonic() - back
+    renewed = _file_serials(pi)["envoy"]
+    assert _not_after(pi, "envoy") > time.time() + 60
+    _wait_for(lambda: _envoy_serials(pi) == {renewed}, "the Pi's Envoy serves its new certificate")
+    assert re.search(r"^envoy: renewed \(expiring\): serial ", _agent_journal(pi, since=offline_epoch), re.MULTILINE)
+    deadline = time.monotonic() + 120
+    while True:  # Envoy marks the gateways healthy again within a few health checks
+        try:
+            _edge_session(PI, "alice@example.test", _subject("back-online"))
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(5)
+    print("offline: the Pi's certificate expired offline; back on the network, renewed after %.0fs"
+          % renewed_after)
+
+
+def _not_after(host, cert):
+    out = host.run("openssl x509 -noout -enddate -in %s/%s/cert.pem", TLS_DIR, cert).stdout.strip()
+    return datetime.datetime.strptime(out.split("=", 1)[1], "%b %d %H:%M:%S %Y %Z").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def test_vault_down_a_rotation_fails_and_changes_nothing(hosts, ca_file):
+    """With Vault stopped, services keep serving; a rotation fails on the first hosts
+    that ask Vault, with a clear message, and neither it nor the hosts' renewal timers
+    change anything."""
+    vault = hosts[VAULT]
+    assert _seal_status(vault)["sealed"] is False
+    _run_agents_now(hosts)  # every certificate as far from expiry as the agents keep it
     assert vault.run("systemctl stop %s", VAULT_UNIT).rc == 0
     try:
         assert not vault.service(VAULT_UNIT).is_running
-        # Services keep serving with the certificates they have.
-        for edge, user in zip(EDGES, sorted(USERS)):
-            subject = _subject("novault-%s" % edge)
-            _edge_session(edge, user, subject)
-            _lands_on_its_store(hosts, user, subject)
+        _agents_idle(hosts)
+        before = _state(hosts)
+        subject = _subject("novault")
+        _edge_session("e2e-edge1", "alice@example.test", subject)
+        _lands_on_its_store(hosts, "alice@example.test", subject)
         for gateway, user in zip(GATEWAYS, sorted(USERS)):
             _direct_session(gateway, user, ca_file)
-
         # The whole rotation: the mail stores' play is the first to ask Vault; it fails
         # on every store, and the playbook stops there.
         _assert_refused_and_unchanged(hosts, _play(ROTATE), before, STORES)
         # A gateway's rotation (its Envoy first, then NGINX) fails the same way.
         _assert_refused_and_unchanged(hosts, _play(ROTATE, "--limit", "e2e-gw1"), before, ("e2e-gw1",))
-        for edge, user in zip(EDGES, sorted(USERS)):
-            _edge_session(edge, user, _subject("still-novault-%s" % edge))
+        _edge_session("e2e-edge1", "bob@example.test", _subject("still-novault"))
     finally:
-        started = vault.run("systemctl start %s", VAULT_UNIT)
-        # A started server is sealed: the Vault tier unseals it (also when the test
-        # failed, for the tests after this one).
-        unsealed = _play(VAULT_PLAYBOOK)
-    assert started.rc == 0, started.stderr
-    assert unsealed.returncode == 0, unsealed.stdout[-6000:] + unsealed.stderr[-2000:]
-    assert _changed_tasks(unsealed.stdout) == ["mailmesh.imap.vault_server : Initialize and unseal"]
-    assert _seal_status(vault)["sealed"] is False
-
-    # A later play gets certificates from it again.
-    store = hosts["e2e-store2"]
-    address = _ip("e2e-store2")
-    served = _peer_serial(address, "e2e-store2", ca_file)
-    play = _play(ROTATE, "--limit", "e2e-store2")
-    assert play.returncode == 0, play.stdout[-6000:] + play.stderr[-2000:]
-    assert _file_serial(store, "dovecot") != served
-    _wait_for(lambda: _peer_serial(address, "e2e-store2", ca_file) == _file_serial(store, "dovecot"),
-              "Dovecot on e2e-store2 serves its new certificate")
+        assert vault.run("systemctl start %s", VAULT_UNIT).rc == 0
+        _unseal_by_hand(vault)
+    # The hosts renew what came due meanwhile on their next tick (here: at once).
+    _run_agents_now(hosts)
 
 
 def _wait_for(predicate, what, timeout=60):
@@ -494,8 +877,12 @@ NEW_SESSION_PAUSE = 0.5   # seconds between two (NGINX limits the LOGIN rate per
 
 
 def _served(hosts, ca_file):
-    """Serial served to a new client by every TLS server of the mesh."""
-    served = {("envoy", name): _envoy_served_serial(hosts[name]) for name in ENVOY_HOSTS}
+    """Serial served to a new client by every TLS server of the mesh (None for an Envoy
+    that lists two: the renewal agent's new certificate is coming in)."""
+    served = {}
+    for name in ENVOY_HOSTS:
+        serials = _envoy_serials(hosts[name])
+        served["envoy", name] = serials.pop() if len(serials) == 1 else None
     for name in GATEWAYS:
         served["nginx", name] = _peer_serial(_ip(name), name, ca_file)
     for name in STORES:
@@ -562,8 +949,10 @@ def test_forced_rotation_of_every_certificate_under_load(hosts, ca_file, tmp_pat
     # Every user has mail to FETCH.
     for user in users:
         _edge_session(HELD_EDGE, user, _subject("load-seed"))
+    # The hosts' renewal timers keep renewing meanwhile: a server may take a second to
+    # serve what is on its disk.
+    _wait_for(lambda: _served(hosts, ca_file) == _on_disk(hosts), "every server serves its certificate on disk")
     served_before = _served(hosts, ca_file)
-    assert served_before == _on_disk(hosts), (served_before, _on_disk(hosts))
     pids_before = {name: _pid(hosts[name], "envoy") for name in ENVOY_HOSTS}
 
     # 20 sessions, logged in and SELECTed: 10 through the edge's Envoy, 5 direct on
@@ -649,16 +1038,25 @@ def test_forced_rotation_of_every_certificate_under_load(hosts, ca_file, tmp_pat
 # --- a rotation of one tier alone ----------------------------------------------------------
 
 
-def test_rotation_of_the_gateways_alone(hosts, ca_file):
-    """rotate_certs.yml --limit gateways, as an operator runs it after a gateway incident."""
+def _key_sha(host, service):
+    return host.file("%s/%s/key.pem" % (TLS_DIR, service)).sha256sum
+
+
+def test_rotation_of_the_gateways_alone_with_new_keys(hosts, ca_file):
+    """rotate_certs.yml --limit gateways -e mailmesh_rotate_keys=true, as an operator runs
+    it after a suspected key leak on a gateway: new keys, and certificates for them."""
     before = {name: _peer_serial(_ip(name), name, ca_file) for name in GATEWAYS}
-    play = _play(ROTATE, "--limit", "gateways")
+    keys = {(name, service): _key_sha(hosts[name], service) for name in GATEWAYS for service in ("nginx", "envoy")}
+    play = _play(ROTATE, "--limit", "gateways", "-e", "mailmesh_rotate_keys=true")
     assert play.returncode == 0, play.stdout[-6000:] + play.stderr[-2000:]
+    kept = sorted("%s %s" % key for key, digest in keys.items() if _key_sha(hosts[key[0]], key[1]) == digest)
+    assert not kept, "the same key after a rotation with new keys: %s" % kept
     for name in GATEWAYS:
         on_disk = _file_serial(hosts[name], "nginx")
         assert on_disk != before[name], name
         address = _ip(name)
-        _wait_for(lambda a=address, n=name, s=on_disk: _peer_serial(a, n, ca_file) == s,
+        # (The host's renewal timer may have renewed it again meanwhile: what is on disk now.)
+        _wait_for(lambda a=address, n=name: _peer_serial(a, n, ca_file) == _file_serial(hosts[n], "nginx"),
                   "NGINX on %s serves its new certificate" % name)
 
 
