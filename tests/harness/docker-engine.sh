@@ -12,6 +12,26 @@ wait_seconds="${DOCKER_WAIT_SECONDS:-60}"
 say() { printf '==> docker: %s\n' "$*"; }
 die() { printf '==> docker: ERROR: %s\n' "$*" >&2; exit 1; }
 
+# Every systemd container takes several inotify instances (systemd, journald, udev...;
+# Envoy's watched directory one more), and the default limit of 128 per user runs out
+# at about 25 containers: units fail and boots end `degraded`. The e2e scenario runs
+# beside the others (tests/molecule/conftest.py) and the fleet benchmark starts dozens.
+min_instances=1024
+min_watches=524288
+raise_limit() {
+  local key=$1 wanted=$2 current
+  current=$(sysctl -n "$key" 2>/dev/null || echo 0)
+  if [ "$current" -lt "$wanted" ]; then
+    if [ "$(id -u)" -eq 0 ] && sysctl -q -w "$key=$wanted" >/dev/null 2>&1; then
+      say "raised $key from $current to $wanted"
+    else
+      say "WARNING: $key is $current (fewer than $wanted): many containers at once may fail to boot"
+    fi
+  fi
+}
+raise_limit fs.inotify.max_user_instances "$min_instances"
+raise_limit fs.inotify.max_user_watches "$min_watches"
+
 if docker info >/dev/null 2>&1; then
   say "engine answers ($(docker version --format '{{.Server.Version}}' 2>/dev/null || echo unknown))"
   exit 0

@@ -3,13 +3,16 @@
 Molecule's output is streamed to the terminal while it runs (not captured), so a
 failing converge, idempotence or verify step can be read in place. A scenario that has
 its own wrapper, tests/molecule/test_<scenario>.py (to search the output, run extra
-steps...), is left to that wrapper and not run twice.
+steps...), is left to that wrapper and not run twice. The long e2e scenario runs in the
+background from the start of the session (conftest.py); its test waits for it at the
+end and shows its log.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -34,7 +37,15 @@ def has_own_wrapper(scenario: str) -> bool:
 
 
 SCENARIOS = discover_scenarios()
-GENERIC_SCENARIOS = [name for name in SCENARIOS if not has_own_wrapper(name)]
+# Run in the background from the start of the session (conftest.py), unless
+# MOLECULE_BACKGROUND=0.
+BACKGROUND_SCENARIOS = ("e2e",)
+BACKGROUND = [name for name in SCENARIOS
+              if name in BACKGROUND_SCENARIOS and os.environ.get("MOLECULE_BACKGROUND", "1") != "0"]
+GENERIC_SCENARIOS = [name for name in SCENARIOS if not has_own_wrapper(name) and name not in BACKGROUND]
+# Of a background scenario's log: the lines shown when it passed, and when it failed.
+SUMMARY_LINES = 60
+FAILURE_LINES = 500
 
 
 def test_harness_smoke_scenario_exists():
@@ -52,3 +63,21 @@ def test_molecule_scenario(scenario, capfd):
         except subprocess.TimeoutExpired:
             pytest.fail(f"molecule test -s {scenario} did not finish within {TIMEOUT}s")
     assert completed.returncode == 0, f"molecule test -s {scenario} exited {completed.returncode}"
+
+
+@pytest.mark.parametrize("scenario", BACKGROUND)
+def test_molecule_scenario_in_background(scenario, background_run, capfd):
+    """Waits for the scenario that conftest.py started when the collection was done."""
+    proc, log_path, started = background_run
+    try:
+        rc = proc.wait(timeout=max(60, TIMEOUT - (time.monotonic() - started)))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("molecule test -s %s did not finish within %ss (log: %s)" % (scenario, TIMEOUT, log_path))
+    with open(log_path, encoding="utf-8", errors="replace") as handle:
+        lines = handle.read().splitlines()
+    shown = lines[-(SUMMARY_LINES if rc == 0 else FAILURE_LINES):]
+    with capfd.disabled():
+        print("\n==> molecule: molecule test -s %s ran in the background for %.0fs, exit %d; the end of %s:\n%s"
+              % (scenario, time.monotonic() - started, rc, log_path, "\n".join(shown)), flush=True)
+    assert rc == 0, "molecule test -s %s exited %d (log: %s)" % (scenario, rc, log_path)
