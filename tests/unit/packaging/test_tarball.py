@@ -73,6 +73,7 @@ DENIED = [
     ("tests/conftest.py", "the checkout's pytest set-up"),
     ("tests/unit/packaging*", "these tests need the checkout"),
     ("tests/unit/test_benchmark_*", "test the benchmarks, which do not ship"),
+    ("tests/unit/test_harness_*", "test the harness, which does not ship"),
     ("tests/unit/test_inventories.py", "tests the lab inventory, which does not ship"),
     ("inventories/lab*", "the container lab"),
     ("playbooks/lab*", "the container lab"),
