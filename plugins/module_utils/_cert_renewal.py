@@ -277,6 +277,8 @@ class CertKeeper:
         self.max_clock_skew = None  # type: Optional[int]
         self.uid = -1
         self.gid = -1
+        # This host's clock minus Vault's, once Vault answered (also when the check failed).
+        self.clock_skew = None  # type: Optional[float]
 
     # ---- checks before anything happens ------------------------------------------------
 
@@ -360,6 +362,7 @@ class CertKeeper:
         if server_time is None:
             return None
         skew = (self.now() - server_time).total_seconds()
+        self.clock_skew = skew
         if self.max_clock_skew and abs(skew) > self.max_clock_skew:
             raise RenewalError(
                 "this host's clock (%s) is %s %s the clock of Vault at %s (%s), more than "

@@ -39,6 +39,18 @@ LAUNCHER = (
     "import runpy, sys; sys.modules['ansible'] = None; program = sys.argv[1]; "
     "sys.argv = sys.argv[1:]; runpy.run_path(program, run_name='__main__')"
 )
+# The same, on a host whose clock is CLOCK_OFFSET seconds off (argv[1]): datetime.now()
+# is all the agent reads the time from.
+LAUNCHER_OFF_CLOCK = (
+    "import datetime, runpy, sys; sys.modules['ansible'] = None; offset = float(sys.argv[1]); "
+    "real = datetime.datetime\n"
+    "class Off(real):\n"
+    "    @classmethod\n"
+    "    def now(cls, tz=None):\n"
+    "        return real.now(tz) + datetime.timedelta(seconds=offset)\n"
+    "datetime.datetime = Off; program = sys.argv[2]; sys.argv = sys.argv[2:]; "
+    "runpy.run_path(program, run_name='__main__')"
+)
 
 FAKE_SYSTEMCTL = """#!/bin/sh
 echo "$*" >> "%s"
@@ -84,11 +96,12 @@ class Agent:
         config.update(overrides)
         (self.config_dir / "svc.json").write_text(json.dumps(config))
 
-    def run(self, *extra):
+    def run(self, *extra, clock_offset=None):
         env = dict(os.environ, PATH="%s:%s" % (self.bin, os.environ["PATH"]))
         env.pop("JOURNAL_STREAM", None)
+        launcher = [LAUNCHER] if clock_offset is None else [LAUNCHER_OFF_CLOCK, str(clock_offset)]
         return subprocess.run(
-            [sys.executable, "-I", "-B", "-c", LAUNCHER, str(self.program),
+            [sys.executable, "-I", "-B", "-c", *launcher, str(self.program),
              "--config-dir", str(self.config_dir), "--state-dir", str(self.state_dir),
              "--textfile-dir", str(self.textfile_dir), *extra],
             capture_output=True, text=True, timeout=120, env=env, check=False,
@@ -272,3 +285,40 @@ def test_a_bad_entry_is_named_and_the_others_go_on(setup):
     assert "broken: renewal FAILED: %s: unusable certificate configuration" % (agent.config_dir / "broken.json") \
         in done.stdout, done.stdout
     assert "svc: renewed (missing)" in done.stdout
+
+
+def test_a_sealed_vault_is_named_and_nothing_changes(setup, bao_fresh):
+    agent, _pki, _secret_id = setup
+    assert agent.run().returncode == 0
+    before = agent.sha256()
+    bao_fresh.client().sys.initialize(secret_shares=1, secret_threshold=1)  # left sealed
+    data = json.loads(agent.approle_file.read_text())
+    data["url"] = bao_fresh.url
+    agent.approle_file.write_text(json.dumps(data))
+    agent.register(renew_before="3610s", ca_cert=None)
+    done = agent.run()
+    assert done.returncode == 1
+    assert ("svc: renewal of %s FAILED (Vault at %s is sealed (or not ready) while reading the issuing CA"
+            % (agent.files["cert"], bao_fresh.url)) in done.stdout, done.stdout
+    assert agent.sha256() == before
+
+
+@pytest.mark.parametrize("offset,direction", [(3 * 86400, "ahead of"), (-2 * 3600, "behind")])
+def test_a_wrong_clock_is_named_and_no_certificate_is_issued(setup, offset, direction):
+    """A Pi with a clock days ahead would see every new certificate as expiring and ask
+    for one on every run: the agent names the clock instead, and issues nothing, run
+    after run."""
+    agent, _pki, _secret_id = setup
+    assert agent.run().returncode == 0
+    before = agent.sha256()
+    for _ in range(2):
+        done = agent.run(clock_offset=offset)
+        assert done.returncode == 1, done.stdout
+        assert ("svc: renewal of %s FAILED (this host's clock" % agent.files["cert"]) in done.stdout, done.stdout
+        assert (" %s the clock of Vault at " % direction) in done.stdout, done.stdout
+        assert "fix its time synchronisation" in done.stdout
+    assert agent.sha256() == before and agent.reloads() == ["reload svc.service"]
+    assert agent.metrics()["mailmesh_cert_renewals_total"].value == 1
+    skew = [line for line in (agent.textfile_dir / "mailmesh_cert_renew.prom").read_text().splitlines()
+            if line.startswith("mailmesh_cert_clock_skew_seconds ")]
+    assert skew and abs(float(skew[0].split()[1]) - offset) < 60, skew

@@ -150,11 +150,12 @@ def keeper_options(config, force):
 
 
 def renew_one(name, config, args, out):
-    """(outcome dict, None) or (None, the failure message)."""
+    """(outcome dict, None, clock skew) or (None, the failure message, clock skew); the
+    skew (this host's clock minus Vault's, in seconds) is None when Vault did not answer."""
     try:
         approle = read_approle_file(config["approle_file"])
     except RenewalError as exc:
-        return None, str(exc)
+        return None, str(exc), None
     out.hide(approle.get("secret_id"))
     out.hide(approle.get("role_id"))
     params = dict(approle_options(approle), validate_certs=True, timeout=int(config.get("timeout") or 30),
@@ -168,13 +169,13 @@ def renew_one(name, config, args, out):
     keeper = CertKeeper(connection, options, check_mode=args.check,
                         warn=lambda message: out.line("%s: warning: %s" % (name, message)))
     try:
-        return keeper.run(), None
+        return keeper.run(), None, keeper.clock_skew
     except RenewalError as exc:
-        return None, str(exc)
+        return None, str(exc), keeper.clock_skew
     except MissingLibraryError as exc:
-        return None, "%s (install python3-hvac; the vault_cert role does)" % exc
+        return None, "%s (install python3-hvac; the vault_cert role does)" % exc, keeper.clock_skew
     except Exception as exc:  # pylint: disable=broad-except
-        return None, "unexpected %s: %s" % (type(exc).__name__, exc)
+        return None, "unexpected %s: %s" % (type(exc).__name__, exc), keeper.clock_skew
     finally:
         client = getattr(connection, "_client", None)
         out.hide(getattr(client, "token", None))
@@ -350,7 +351,9 @@ def main(argv=None):
                 certs[name] = None
                 failed = True
                 continue
-            outcome, problem = renew_one(name, config, args, out)
+            outcome, problem, clock_skew = renew_one(name, config, args, out)
+            if clock_skew is not None:
+                skew = clock_skew
             if outcome is None:
                 out.line("%s: renewal of %s FAILED (%s); %s; the files are unchanged, the next "
                          "timer run tries again" % (name, config["cert_path"], problem,
@@ -359,8 +362,6 @@ def main(argv=None):
                 record(state, name, False, False, when)
                 failed = True
             else:
-                if outcome["clock_skew"] is not None:
-                    skew = outcome["clock_skew"]
                 cert = outcome["cert"]
                 meta = pki.cert_metadata(cert) if cert is not None else {}
                 if outcome["reasons"]:
