@@ -213,3 +213,26 @@ def test_a_rerun_puts_back_what_drifted_and_then_skips_the_tasks():
     # Nothing differs: the tasks that would each check one thing are not even listed.
     assert "Write the virtual users" not in output and "Create the vmail user" not in output, output[-3000:]
     assert "Compare the host with Dovecot's files, account and unit" in output
+
+
+def test_the_renewal_agent_can_be_turned_off_per_host():
+    """side_effect applied the role to dv-store13 with vault_cert_agent_enabled: false: no
+    timer, no units, no entry; dv-store12 keeps its agent. Applied again, nothing changes."""
+    off, on = _host("dv-store13"), _host("dv-store12")
+    for path in ("/etc/systemd/system/mailmesh-cert-renew.timer", "/etc/systemd/system/mailmesh-cert-renew.service",
+                 "/etc/systemd/system/mailmesh-cert-renew.service.d/dovecot.conf",
+                 "/etc/mailmesh/cert-renew.d/dovecot.json"):
+        assert not off.file(path).exists, path
+    assert off.run("systemctl is-active mailmesh-cert-renew.timer").stdout.strip() in ("inactive", "unknown")
+    assert off.file("/etc/mailmesh/tls/dovecot/cert.pem").exists
+    timer = on.service("mailmesh-cert-renew.timer")
+    assert timer.is_enabled and timer.is_running
+    assert on.file("/etc/mailmesh/cert-renew.d/dovecot.json").exists
+    run = subprocess.run(
+        ["ansible-playbook", "-i", INVENTORY, "--limit", "dv-store13", "-e", "vault_cert_agent_enabled=false",
+         os.path.join(SCENARIO_DIR, "converge.yml")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert "changed=0 " in output, output[-3000:]
