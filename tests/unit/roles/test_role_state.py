@@ -23,9 +23,11 @@ CONVERGE = {
     "vault_server": ["install.yml", "install_wheel.yml", "install_archive.yml", "configure.yml", "service.yml"],
     "vault_cert": ["prepare.yml", "agent.yml"],
 }
-# The variables that hold the list host_state compares (default: __<role>_state_files).
+# The variables that hold the list host_state compares (default: __<role>_state_files),
+# and the data a filter turns into it (envoy: __envoy_kept_files | host_state_files).
 STATE_VARIABLES = {
     "vault_cert": ["__vault_cert_dirs", "__vault_cert_agent_files", "__vault_cert_agent_program_files"],
+    "envoy": ["__envoy_state_files", "__envoy_kept_files"],
 }
 WRITERS = ("ansible.builtin.copy", "ansible.builtin.template", "ansible.builtin.file")
 
@@ -87,3 +89,56 @@ def test_every_written_path_is_compared(role):
         if not all(re.search(r"\b%s\b" % re.escape(v), state) for v in variables):
             missing.append((name, task, expression))
     assert not missing, missing
+
+
+def _blankless(expression):
+    return re.sub(r"\s+", "", str(expression))
+
+
+def _with_item(expression, item):
+    """The expression with ``{{ item }}`` / ``{{ item.key }}`` replaced from a literal loop item."""
+    def value(match):
+        return str(item[match.group(1)] if match.group(1) else item)
+    return re.sub(r"\{\{\s*item(?:\.(\w+))?\s*\}\}", value, str(expression))
+
+
+def test_envoy_compares_the_list_it_keeps():
+    variables_file = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
+    assert _blankless(variables_file["__envoy_state_files"]) == "{{__envoy_kept_files|mailmesh.imap.host_state_files}}"
+
+
+def test_envoy_tasks_write_what_the_comparison_expects():
+    """Every file, directory and link the envoy converge tasks write has the entry of
+    __envoy_kept_files with its path, and the same owner, group, mode, kind, link target
+    and text (the content a copy writes; a file of the role's files/ by lookup)."""
+    kept = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))["__envoy_kept_files"]
+    by_path = {_blankless(entry["path"]): entry for entry in kept}
+    assert len(by_path) == len(kept), "a path is listed twice"
+    checked = set()
+    for name in CONVERGE["envoy"]:
+        for task in _tasks(yaml.safe_load((ROLES / "envoy" / "tasks" / name).read_text(encoding="utf-8"))):
+            module = next((m for m in WRITERS if m in task), None)
+            if module is None or task.get("delegate_to") == "localhost" or task[module].get("state") == "absent":
+                continue
+            args = task[module]
+            loop = task.get("loop", [None])
+            assert isinstance(loop, list), (name, task["name"], loop)
+            for item in loop:
+                dest = _with_item(args.get("dest", args.get("path")), item)
+                entry = by_path.get(_blankless(dest))
+                assert entry is not None, (name, task["name"], dest)
+                where = (name, task["name"], dest)
+                for key in ("owner", "group", "mode"):
+                    assert _blankless(entry.get(key)) == _blankless(args.get(key)), where + (key,)
+                if args.get("state") in ("directory", "link"):
+                    assert entry.get("state") == args["state"], where
+                if args.get("state") == "link":
+                    assert _blankless(entry.get("target")) == _blankless(args["src"]), where
+                elif "content" in args:
+                    assert _blankless(entry.get("text")) == _blankless(_with_item(args["content"], item)), where
+                elif "src" in args and "{{" not in args["src"]:
+                    lookup = "{{ lookup('ansible.builtin.file', '%s', rstrip=false) }}" % args["src"]
+                    assert _blankless(entry.get("text")) == _blankless(lookup), where
+                checked.add(_blankless(dest))
+    # Every entry is written by some task.
+    assert checked == set(by_path), set(by_path) - checked

