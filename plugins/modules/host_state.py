@@ -39,9 +39,11 @@ options:
         type: path
         required: true
       state:
-        description: What the path must be.
+        description:
+          - What the path must be; V(absent) - nothing may be there (a file a role
+            removes when a feature is off). The other suboptions do not apply to it.
         type: str
-        choices: [file, directory, link]
+        choices: [file, directory, link, absent]
         default: file
       sha256:
         description: sha256 (hex) of the file's content; not compared when omitted.
@@ -192,6 +194,8 @@ def _mode(value):
 
 def file_differences(spec):
     path, kind = spec["path"], spec["state"]
+    if kind == "absent":
+        return ["%s: present, and should not be" % path] if os.path.lexists(path) else []
     try:
         info = os.lstat(path)
     except OSError:
@@ -323,7 +327,7 @@ def main():
                 type="list", elements="dict", default=[],
                 options=dict(
                     path=dict(type="path", required=True),
-                    state=dict(type="str", choices=["file", "directory", "link"], default="file"),
+                    state=dict(type="str", choices=["file", "directory", "link", "absent"], default="file"),
                     sha256=dict(type="str"),
                     target=dict(type="str"),
                     entries=dict(type="list", elements="str"),

@@ -61,6 +61,15 @@ def test_a_directory_holds_its_entries_and_nothing_else(tree):
     assert module.file_differences(spec(conf, state="directory")) == []
 
 
+def test_absent_means_nothing_there_not_even_a_dangling_link(tree):
+    assert module.file_differences(spec(tree / "gone", state="absent")) == []
+    assert module.file_differences(spec(tree / "conf", state="absent")) == [
+        "%s/conf: present, and should not be" % tree]
+    os.symlink("nowhere", tree / "dangling")
+    assert module.file_differences(spec(tree / "dangling", state="absent")) == [
+        "%s/dangling: present, and should not be" % tree]
+
+
 def test_octal_modes_as_strings_or_as_yaml_numbers():
     assert module._mode("0640") == 0o640
     assert module._mode("640") == 0o640
