@@ -236,3 +236,40 @@ def test_the_renewal_agent_can_be_turned_off_per_host():
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
     assert "changed=0 " in output, output[-3000:]
+
+
+def test_without_direct_imaps_the_certificate_goes_and_dovecot_has_no_tls():
+    """dovecot_imaps off on a store that had it: the IMAPS listener closes, Dovecot runs
+    without TLS, and its certificate and renewal entry are removed; the gateways' path
+    (PROXY listener) and loopback keep working. Applied again, nothing changes."""
+    host = _host("dv-store13")
+    assert host.file("/etc/mailmesh/tls/dovecot").exists
+
+    def converge():
+        run = subprocess.run(
+            ["ansible-playbook", "-i", INVENTORY, "--limit", "dv-store13", "-e", "vault_cert_agent_enabled=false",
+             "-e", "dovecot_imaps=false", os.path.join(SCENARIO_DIR, "converge.yml")],
+            capture_output=True, text=True, timeout=600, check=False,
+        )
+        return run.returncode, run.stdout + run.stderr
+
+    returncode, output = converge()
+    assert returncode == 0, output[-3000:]
+    assert "Forget the certificate of the direct IMAPS listener" in output, output[-3000:]
+    assert not host.file("/etc/mailmesh/tls/dovecot").exists
+    assert not host.file("/etc/mailmesh/cert-renew.d/dovecot.json").exists
+    assert "ssl = no" in host.check_output("doveconf -n")
+    with socket.socket() as sock:
+        sock.settimeout(5)
+        assert sock.connect_ex((_ip("dv-store13"), 993)) != 0, "993 still answers"
+    script = (
+        "import imaplib; c = imaplib.IMAP4('127.0.0.1', 143); "
+        "print(c.login(%r, %r)[0]); c.logout()" % (USER, PASSWORD)
+    )
+    assert host.check_output("python3 -c %s", script) == "OK"
+    header = "PROXY TCP4 203.0.113.13 %s 50123 143" % _ip("dv-gw1")
+    result = _probe("dv-gw1", "dv-store13", header)
+    assert result["login"].startswith("a1 OK"), result
+    returncode, output = converge()
+    assert returncode == 0, output[-3000:]
+    assert "changed=0 " in output, output[-3000:]

@@ -417,8 +417,9 @@ def test_failover_when_a_gateway_stops_and_returns(hosts):
 # What a failed rotation must leave as it was: every certificate and key file of the
 # mesh, and every Envoy process.
 WATCHED_FILES = {
-    "e2e-store1": ("dovecot", "envoy"),
-    "e2e-store2": ("dovecot", "envoy"),
+    # The stores' Dovecot has no certificate: no direct IMAPS (dovecot_imaps, off).
+    "e2e-store1": ("envoy",),
+    "e2e-store2": ("envoy",),
     "e2e-gw1": ("envoy", "nginx"),
     "e2e-gw2": ("envoy", "nginx"),
     "e2e-edge1": ("envoy",),
@@ -594,8 +595,8 @@ class _EdgeLoop(threading.Thread):
 
 class _Sampler(threading.Thread):
     """Every SAMPLE_EVERY seconds: the serial of every certificate on disk, the one each
-    Envoy's admin /certs lists, and the one a new TLS client is served by NGINX (993),
-    Dovecot (993) and Vault (8200). `seen[key]` maps each serial to when it was first seen."""
+    Envoy's admin /certs lists, and the one a new TLS client is served by NGINX (993) and
+    Vault (8200). `seen[key]` maps each serial to when it was first seen."""
 
     def __init__(self, hosts, ca_file, started, stop):
         super().__init__(daemon=True)
@@ -623,8 +624,6 @@ class _Sampler(threading.Thread):
             self._probe(("envoy", name), lambda n=name: _envoy_serials(self.hosts[n]))
         for name in GATEWAYS:
             self._probe(("nginx", name), lambda n=name: [_peer_serial(_ip(n), n, self.ca_file)])
-        for name in STORES:
-            self._probe(("dovecot", name), lambda n=name: [_peer_serial(_ip(n), n, self.ca_file)])
         self._probe(("vault", VAULT), lambda: [_peer_serial(_ip(VAULT), VAULT, self.ca_file, port=8200)])
 
     def run(self):
@@ -660,6 +659,18 @@ def _assert_no_secret_in_journals_or_metrics(hosts):
             assert not leaked, "%s's %s holds: %s" % (name, what, ", ".join(leaked))
             assert "PRIVATE KEY" not in text, (name, what)
             assert not TOKEN.search(text), "%s's %s holds a token-like word" % (name, what)
+
+
+def test_the_stores_serve_imap_only_through_the_mesh(hosts):
+    """dovecot_imaps is off by default: no IMAPS listener on a store, no TLS in Dovecot,
+    no certificate for it (so no renewal ever reloads Dovecot); its users come through
+    the gateways and the store's Envoy ingress."""
+    for name in STORES:
+        with socket.socket() as sock:
+            sock.settimeout(5)
+            assert sock.connect_ex((_ip(name), IMAPS_PORT)) != 0, "%s answers on %d" % (name, IMAPS_PORT)
+        assert not hosts[name].file(TLS_DIR + "/dovecot").exists
+        assert "ssl = no" in hosts[name].check_output("doveconf -n")
 
 
 def test_every_host_keeps_its_certificates_itself(hosts):
@@ -752,7 +763,7 @@ def test_certificates_renew_themselves_without_ansible(hosts, ca_file):
     # every one on disk renewed within two timer periods after Vault came back.
     keys = [("file", name, cert) for name in ALL_HOSTS for cert in (["vault"] if name == VAULT else WATCHED_FILES[name])]
     keys += [("envoy", name) for name in ENVOY_HOSTS] + [("nginx", name) for name in GATEWAYS]
-    keys += [("dovecot", name) for name in STORES] + [("vault", VAULT)]
+    keys += [("vault", VAULT)]
     few = {key: len(sampler.seen.get(key, {})) for key in keys if len(sampler.seen.get(key, {})) < 3}
     assert not few, "renewed less than twice: %s" % few
     late = [key for key in keys if key[0] == "file"
@@ -885,8 +896,6 @@ def _served(hosts, ca_file):
         served["envoy", name] = serials.pop() if len(serials) == 1 else None
     for name in GATEWAYS:
         served["nginx", name] = _peer_serial(_ip(name), name, ca_file)
-    for name in STORES:
-        served["dovecot", name] = _peer_serial(_ip(name), name, ca_file)
     return served
 
 
@@ -894,8 +903,6 @@ def _on_disk(hosts):
     disk = {("envoy", name): _file_serial(hosts[name], "envoy") for name in ENVOY_HOSTS}
     for name in GATEWAYS:
         disk["nginx", name] = _file_serial(hosts[name], "nginx")
-    for name in STORES:
-        disk["dovecot", name] = _file_serial(hosts[name], "dovecot")
     return disk
 
 
