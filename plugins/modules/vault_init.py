@@ -86,7 +86,7 @@ sealed:
   returned: always
   type: bool
   sample: false
-keys:
+unseal_keys:
   description:
     - The new unseal key shares (hex). Secret; the task must use C(no_log).
   returned: when the module initialized the server
@@ -175,7 +175,7 @@ def main():
         keys = answer["keys"]
         final = _unseal(module, client, keys[:params["secret_threshold"]], "the new keys")
         module.exit_json(changed=True, initialized=True, sealed=final.get("sealed", False),
-                         keys=keys, root_token=answer["root_token"],
+                         unseal_keys=keys, root_token=answer["root_token"],
                          msg="initialized and unsealed")
 
     if not sealed:

@@ -50,7 +50,7 @@ def test_vault_init_lifecycle(bao_fresh, run_module, tmp_path):
     assert not result.failed, result
     assert result.changed
     assert result["initialized"] is False
-    assert "keys" not in result and "root_token" not in result
+    assert "unseal_keys" not in result and "root_token" not in result
     assert requests.get(url + "/v1/sys/init", timeout=5).json()["initialized"] is False
 
     # create, as a no_log task: the secrets reach the registered variable only
@@ -76,9 +76,9 @@ def test_vault_init_lifecycle(bao_fresh, run_module, tmp_path):
     init = json.loads(out_file.read_text())
     assert init["changed"] is True
     assert init["initialized"] is True and init["sealed"] is False
-    assert len(init["keys"]) == 3
+    assert len(init["unseal_keys"]) == 3
     assert init["root_token"]
-    for secret in init["keys"] + [init["root_token"]]:
+    for secret in init["unseal_keys"] + [init["root_token"]]:
         assert secret not in stdout
     status = requests.get(url + "/v1/sys/seal-status", timeout=5).json()
     assert status["initialized"] and not status["sealed"]
@@ -87,7 +87,7 @@ def test_vault_init_lifecycle(bao_fresh, run_module, tmp_path):
     result = run_module("vault_init", args)
     assert not result.failed, result
     assert not result.changed
-    assert "keys" not in result and "root_token" not in result
+    assert "unseal_keys" not in result and "root_token" not in result
     result = run_module("vault_init", args, check=True)
     assert not result.changed
 
@@ -107,27 +107,27 @@ def test_vault_init_lifecycle(bao_fresh, run_module, tmp_path):
     for key in wrong:
         assert key not in result["_stdout"]
     # too few keys
-    result = run_module("vault_init", dict(args, unseal_keys=init["keys"][:1]))
+    result = run_module("vault_init", dict(args, unseal_keys=init["unseal_keys"][:1]))
     assert result.failed
     assert "unseal_keys" in result["msg"] and "still sealed" in result["msg"]
     assert requests.get(url + "/v1/sys/seal-status", timeout=5).json()["sealed"] is True
 
     # check mode: would unseal, does not
-    result = run_module("vault_init", dict(args, unseal_keys=init["keys"]), check=True)
+    result = run_module("vault_init", dict(args, unseal_keys=init["unseal_keys"]), check=True)
     assert not result.failed, result
     assert result.changed and result["sealed"] is True
     assert requests.get(url + "/v1/sys/seal-status", timeout=5).json()["sealed"] is True
 
     # unseal with the right keys (the progress left by the failures is reset first)
-    result = run_module("vault_init", dict(args, unseal_keys=init["keys"]))
+    result = run_module("vault_init", dict(args, unseal_keys=init["unseal_keys"]))
     assert not result.failed, result
     assert result.changed and result["sealed"] is False
-    assert "keys" not in result and "root_token" not in result
+    assert "unseal_keys" not in result and "root_token" not in result
     # the module masks the keys in its own invocation
-    assert result["invocation"]["module_args"]["unseal_keys"] != init["keys"]
-    for key in init["keys"]:
+    assert result["invocation"]["module_args"]["unseal_keys"] != init["unseal_keys"]
+    for key in init["unseal_keys"]:
         assert key not in result["_stdout"]
 
     # repeat: unsealed, nothing to do
-    result = run_module("vault_init", dict(args, unseal_keys=init["keys"]))
+    result = run_module("vault_init", dict(args, unseal_keys=init["unseal_keys"]))
     assert not result.failed and not result.changed
