@@ -20,13 +20,7 @@ from ansible_collections.mailmesh.imap.tests.unit.packaging._support import (
 # antsibull-docs findings waiting for a fix in files this change does not own, each with
 # the fix. The test fails on any other finding, and when one of these is gone (then
 # delete it here).
-ANTSIBULL_DOCS_PENDING = {
-    (
-        "roles/vault_server/meta/argument_specs.yml",
-        "entry_points -> client -> description[1]: O(vault_server_client_groups): option name does not reference"
-        " to an existing option of the role mailmesh.imap.vault_server's entrypoint client",
-    ): "the option belongs to the entry point main: O(mailmesh.imap.vault_server#role:main:vault_server_client_groups)",
-}
+ANTSIBULL_DOCS_PENDING: dict[tuple[str, str], str] = {}
 
 
 def test_markdown_helpers():
