@@ -32,7 +32,8 @@ export ANSIBLE_INJECT_FACT_VARS := False
 export ANSIBLE_STRATEGY_PLUGINS := $(VENV_SITE)/ansible_mitogen/plugins/strategy
 # The lab's site.yml and smoke check keep one Python per host for the whole run
 # (Mitogen) instead of starting one per task: a re-run takes a third of the time.
-# LAB_STRATEGY=linear runs stock Ansible. Container set-up and tear-down (localhost
+# LAB_STRATEGY=linear runs stock Ansible; so does `make lab`, with a one-line notice, when
+# Mitogen does not load with the venv's ansible-core. Container set-up and tear-down (localhost
 # only) run stock Ansible: nothing to gain there, and molecule's own create/destroy
 # playbooks, whose async container jobs never report done under Mitogen 0.3.54, stay
 # out of its way too.
@@ -47,14 +48,15 @@ endif
 PYTEST_PATHS := $(wildcard tests/unit tests/integration tests/molecule)
 PYTEST_ARGS  ?=
 
-.PHONY: help venv docker images collection lint sanity units integration molecule test lab lab-down clean
+.PHONY: help venv docker images collection lint sanity newest units integration molecule test lab lab-down clean
 
 help:
-	@echo "make test         everything: venv docker images lint sanity, then one pytest run"
+	@echo "make test         everything: venv docker images lint sanity newest, then one pytest run"
 	@echo "make lab          bring up the container lab and apply the playbooks"
 	@echo "make lab-down     remove the lab containers, network and .build/lab"
-	@echo "make venv | docker | images | lint | sanity | units | integration"
+	@echo "make venv | docker | images | lint | sanity | newest | units | integration"
 	@echo "make molecule [SCENARIO=name]   all scenarios through pytest, or one with molecule test"
+	@echo "                  (on the newest ansible-core; MOLECULE_CONTROLLER=host: the venv's)"
 	@echo "make clean        remove .venv and .build but its dockerd log (Docker images are kept)"
 
 venv: $(VENV_STAMP) collection
@@ -100,25 +102,35 @@ units: venv
 integration: venv
 	@pytest $(PYTEST_ARGS) $(wildcard tests/integration)
 
+# The newest ansible-core release (requirements/controller-newest.txt) needs Python >= 3.12:
+# it runs in a Debian 13 container (tests/harness/controller.sh). Here: ansible-test sanity
+# and units on the installed tarball, as `make sanity` does with the venv's ansible-core.
+newest: venv images
+	@bash tests/harness/controller.sh bash tests/harness/sanity.sh
+
+# The scenarios run on the newest ansible-core; MOLECULE_CONTROLLER=host runs them with
+# the venv's (the one `make lab` uses).
 molecule: venv images
 ifeq ($(SCENARIO),)
 	@pytest $(PYTEST_ARGS) tests/molecule
-else
+else ifeq ($(MOLECULE_CONTROLLER),host)
 	@molecule test -s $(SCENARIO)
+else
+	@bash tests/harness/controller.sh molecule test -s $(SCENARIO)
 endif
 
 # Phases one after another with their time, then ONE pytest run whose summary ends the
-# output. venv/docker/images stop at the first failure; lint and sanity failures are
+# output. venv/docker/images stop at the first failure; lint, sanity and newest failures are
 # reported before pytest runs, and make test then exits non-zero after it.
 test:
 	@failed=""; \
-	for phase in venv docker images lint sanity; do \
+	for phase in venv docker images lint sanity newest; do \
 	  start=$$(date +%s); \
 	  if $(MAKE) --no-print-directory $$phase; then \
 	    echo "==> $$phase: done in $$(( $$(date +%s) - start ))s"; \
 	  else \
 	    echo "==> $$phase: FAILED after $$(( $$(date +%s) - start ))s"; \
-	    case $$phase in lint|sanity) failed="$$failed $$phase" ;; *) exit 1 ;; esac; \
+	    case $$phase in lint|sanity|newest) failed="$$failed $$phase" ;; *) exit 1 ;; esac; \
 	  fi; \
 	done; \
 	if [ -n "$$failed" ]; then echo "==> failed phases:$$failed (make test exits non-zero after pytest)"; fi; \
@@ -145,8 +157,15 @@ lab:
 	}; \
 	phase 1 "set-up: venv, Docker engine, base images" $(MAKE) --no-print-directory venv docker images && \
 	phase 2 "containers: playbooks/lab-containers.yml" ansible-playbook -i inventories/lab playbooks/lab-containers.yml && \
-	phase 3 "the mesh: playbooks/site.yml (Vault, stores, gateways, edge devices; strategy $(LAB_STRATEGY))" env ANSIBLE_STRATEGY=$(LAB_STRATEGY) ansible-playbook -i inventories/lab playbooks/site.yml && \
-	phase 4 "smoke check: playbooks/lab-smoke.yml (IMAP from the edge devices and the host)" env ANSIBLE_STRATEGY=$(LAB_STRATEGY) ansible-playbook -i inventories/lab playbooks/lab-smoke.yml -e lab_show_summary=false && \
+	strategy=$(LAB_STRATEGY) && \
+	case "$$strategy" in mitogen_*) \
+	  if ! python -c 'import ansible_mitogen.strategy' >/dev/null 2>&1; then \
+	    echo "==> lab: Mitogen does not load with $$(ansible --version | sed -n 1p): stock strategy (linear) instead"; \
+	    strategy=linear; \
+	  fi ;; \
+	esac && \
+	phase 3 "the mesh: playbooks/site.yml (Vault, stores, gateways, edge devices; strategy $$strategy)" env ANSIBLE_STRATEGY=$$strategy ansible-playbook -i inventories/lab playbooks/site.yml && \
+	phase 4 "smoke check: playbooks/lab-smoke.yml (IMAP from the edge devices and the host)" env ANSIBLE_STRATEGY=$$strategy ansible-playbook -i inventories/lab playbooks/lab-smoke.yml -e lab_show_summary=false && \
 	phase 5 "summary: .build/lab/summary.txt" cat $(BUILD)/lab/summary.txt && \
 	echo "==> lab: ready in $$(( $$(date +%s) - started ))s; tear down with: make lab-down"
 

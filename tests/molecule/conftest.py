@@ -22,6 +22,13 @@ import time
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Which ansible-core runs the scenarios. "newest" (the default): the newest release
+# (requirements/controller-newest.txt), on Python 3.13 in a Debian 13 container
+# (tests/harness/controller.sh). "host": the venv's ansible-core (2.19, the newest that
+# Debian 12's Python 3.11 runs, and the one `make lab` uses).
+CONTROLLERS = ("newest", "host")
+CONTROLLER = os.environ.get("MOLECULE_CONTROLLER", "newest")
+CONTROLLER_SCRIPT = os.path.join(REPO_ROOT, "tests", "harness", "controller.sh")
 LOG_DIR = os.path.join(REPO_ROOT, ".build", "molecule-logs")
 # The test function (test_scenarios.py) that waits for a background scenario, with the
 # scenario as its parameter; which scenarios those are is decided there.
@@ -29,6 +36,20 @@ WAITER = "test_molecule_scenario_in_background"
 
 # scenario -> (Popen, log path, start time); filled when the collection is done.
 RUNNING: dict[str, tuple[subprocess.Popen, str, float]] = {}
+
+
+def molecule_command(*args: str) -> list[str]:
+    """The argv that runs `molecule ARGS` on the chosen controller."""
+    if CONTROLLER not in CONTROLLERS:
+        raise pytest.UsageError("MOLECULE_CONTROLLER=%r: use one of %s" % (CONTROLLER, ", ".join(CONTROLLERS)))
+    prefix = [CONTROLLER_SCRIPT] if CONTROLLER == "newest" else []
+    return prefix + ["molecule", *args]
+
+
+@pytest.fixture(scope="session")
+def molecule():
+    """molecule_command: the argv that runs molecule on the chosen controller."""
+    return molecule_command
 
 
 def _waited_for(items):
@@ -74,7 +95,7 @@ def start(scenario: str) -> None:
     log.write("==> molecule test -s %s (in the background)\n" % scenario)
     log.flush()
     proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        ["molecule", "test", "-s", scenario], cwd=REPO_ROOT, stdout=log,
+        molecule_command("test", "-s", scenario), cwd=REPO_ROOT, stdout=log,
         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
     log.close()

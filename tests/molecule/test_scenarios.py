@@ -54,15 +54,20 @@ def test_harness_smoke_scenario_exists():
 
 
 @pytest.mark.parametrize("scenario", GENERIC_SCENARIOS)
-def test_molecule_scenario(scenario, capfd):
-    command = ["molecule", "test", "-s", scenario]
+def test_molecule_scenario(scenario, molecule, capfd):
+    command = molecule("test", "-s", scenario)
     with capfd.disabled():
-        print(f"\n==> molecule: {' '.join(command)}", flush=True)
-        try:
-            completed = subprocess.run(command, cwd=REPO_ROOT, timeout=TIMEOUT, check=False)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"molecule test -s {scenario} did not finish within {TIMEOUT}s")
-    assert completed.returncode == 0, f"molecule test -s {scenario} exited {completed.returncode}"
+        print(f"\n==> molecule: {' '.join(os.path.relpath(arg, REPO_ROOT) if os.path.isabs(arg) else arg for arg in command)}",
+              flush=True)
+        # Stopped with SIGTERM on a timeout: controller.sh then stops its container too.
+        with subprocess.Popen(command, cwd=REPO_ROOT) as proc:
+            try:
+                proc.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                proc.wait(timeout=120)
+                pytest.fail(f"molecule test -s {scenario} did not finish within {TIMEOUT}s")
+    assert proc.returncode == 0, f"molecule test -s {scenario} exited {proc.returncode}"
 
 
 @pytest.mark.parametrize("scenario", BACKGROUND)

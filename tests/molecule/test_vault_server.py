@@ -60,7 +60,7 @@ def _secret_id(host):
 
 
 @pytest.fixture(scope="module")
-def scenario_run(request):
+def scenario_run(request, molecule):
     """Run the scenario once; yields (rc, output, secret IDs); destroys it afterwards."""
     os.makedirs(LOG_DIR, exist_ok=True)
     if os.path.exists(INIT_FILE):
@@ -68,12 +68,12 @@ def scenario_run(request):
     capman = request.config.pluginmanager.getplugin("capturemanager")
     with capman.global_and_fixture_disabled(), open(LOG_FILE, "w", encoding="utf-8") as log:
         # `--destroy never` also skips the first destroy: clear leftovers explicitly.
-        _run_streamed(["molecule", "destroy", "-s", SCENARIO], log)
-        rc, output = _run_streamed(["molecule", "test", "-s", SCENARIO, "--destroy", "never"], log)
+        _run_streamed(molecule("destroy", "-s", SCENARIO), log)
+        rc, output = _run_streamed(molecule("test", "-s", SCENARIO, "--destroy", "never"), log)
         secret_ids = {}
         if rc == 0:
             secret_ids = {host: _secret_id(host) for host in CLIENTS}
-        destroy_rc, destroy_output = _run_streamed(["molecule", "destroy", "-s", SCENARIO], log)
+        destroy_rc, destroy_output = _run_streamed(molecule("destroy", "-s", SCENARIO), log)
     yield rc, output + destroy_output, secret_ids, destroy_rc
 
 
