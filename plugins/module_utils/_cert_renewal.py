@@ -19,6 +19,10 @@ atomically, key first. Two callers run it, with the same options:
 
 Both hold an exclusive lock on the key's directory from the first read to the last
 write, so a timer firing during an Ansible run cannot mix two issuances' files.
+
+Every exchange with Vault (the read of the issuing CA, the login, the signing) goes
+through the connection's ``failover()``: with the nodes of a cluster (an AppRole file's
+``urls``), a node that cannot answer is passed over, with a warning, for the next one.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -54,10 +58,13 @@ __all__ = [
     "read_approle_file",
     "response_json",
     "span",
+    "urls_problem",
 ]
 
 # What an AppRole file (written by the vault_server role's client entry point) gives:
-# the connection/auth option for each of the file's keys.
+# the connection/auth option for each of the file's keys. It may also give ``urls``, every
+# node of the Vault cluster in the order this host tries them (``url`` is the first, for
+# older readers), and ``ca_cert``.
 APPROLE_FILE_KEYS = dict(url="url", role_id="role_id", secret_id="secret_id",
                          approle_mount_point="approle_mount", engine_mount_point="mount",
                          role_name="pki_role")
@@ -91,16 +98,47 @@ def read_approle_file(path):
     missing = sorted(key for key in APPROLE_FILE_KEYS.values() if not data.get(key))
     if missing:
         raise RenewalError("approle_file %s lacks %s" % (path, ", ".join(missing)))
+    if "urls" in data:
+        problem = urls_problem(data["urls"])
+        if problem:
+            raise RenewalError("approle_file %s: urls must be a non-empty list of the Vault nodes' "
+                               "URLs (strings), but %s" % (path, problem))
     return data
 
 
+def urls_problem(urls):
+    # type: (Any) -> Optional[str]
+    """What is wrong with an AppRole file's ``urls`` (None if nothing), without its content."""
+    if not isinstance(urls, list):
+        return "it is %s" % ("null" if urls is None else "a JSON %s" % _json_type(urls))
+    if not urls:
+        return "it is empty"
+    for number, url in enumerate(urls, 1):
+        if not isinstance(url, str):
+            return "item %d is %s" % (number, "null" if url is None else "a JSON %s" % _json_type(url))
+        if not url.strip():
+            return "item %d is an empty string" % number
+    return None
+
+
+def _json_type(value):
+    for kind, name in ((bool, "boolean"), ((int, float), "number"), (str, "string"), (dict, "object"),
+                       (list, "array")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
 def approle_options(data):
-    # type: (Dict[str, Any]) -> Dict[str, str]
-    """The connection and login options an AppRole file's data gives (ca_cert if it has one)."""
-    options = {option: str(data[key]) for option, key in APPROLE_FILE_KEYS.items()}
+    # type: (Dict[str, Any]) -> Dict[str, Any]
+    """The connection and login options an AppRole file's data gives (ca_cert and urls if
+    it has them)."""
+    options = {option: str(data[key]) for option, key in APPROLE_FILE_KEYS.items()}  # type: Dict[str, Any]
     options["auth_method"] = "approle"
     if data.get("ca_cert"):
         options["ca_cert"] = str(data["ca_cert"])
+    if data.get("urls"):
+        options["urls"] = [str(url) for url in data["urls"]]
     return options
 
 
@@ -331,7 +369,9 @@ class CertKeeper:
             # requires one; no token. The standard library only: hvac and requests are
             # imported just when a certificate must be issued.
             kwargs = self.connection.auth_method().client_kwargs()
-            response = self.connection.unauthenticated_get("%s/cert/ca" % self.mount, **kwargs)
+            response = self.connection.failover(
+                lambda: self.connection.unauthenticated_get("%s/cert/ca" % self.mount, **kwargs),
+                what, self.warn)
         except Exception as exc:  # pylint: disable=broad-except
             raise RenewalError(self.connection.vault_error(exc, what) + self.clock_hint(cert))
         data = response_json(response).get("data") or {}
@@ -387,16 +427,19 @@ class CertKeeper:
         if body.get("ip_sans"):
             names += ", ip_sans=%s" % body["ip_sans"]
         what = "signing a CSR (%s) with PKI role '%s' at %s/sign/%s" % (names, self.role, self.mount, self.role)
+        login = "logging in with auth_method=%s" % (self.connection.params.get("auth_method") or "token")
         try:
-            client = self.connection.client()
+            self.connection.failover(self.connection.client, login, self.warn)
         except MissingLibraryError:
             raise  # the caller names the library its own way
         except Exception as exc:  # pylint: disable=broad-except
-            method = self.connection.params.get("auth_method") or "token"
-            raise RenewalError(self.connection.vault_error(exc, "logging in with auth_method=%s" % method))
+            raise RenewalError(self.connection.vault_error(exc, login))
         invalid_request = self.connection.hvac().exceptions.InvalidRequest
+        path = "/v1/%s/sign/%s" % (self.mount, self.role)
         try:
-            response = client.adapter.post("/v1/%s/sign/%s" % (self.mount, self.role), json=body)
+            # After a move to another node, client() logs in there first.
+            response = self.connection.failover(
+                lambda: self.connection.client().adapter.post(path, json=body), what, self.warn)
         except invalid_request as exc:
             raise RenewalError(self.explain_bad_request(exc, names))
         except Exception as exc:  # pylint: disable=broad-except

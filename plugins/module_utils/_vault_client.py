@@ -19,11 +19,17 @@ the host: nothing here imports ``ansible``.
   a second on a Raspberry Pi).
 - ``vault_error()`` phrases any failure (hvac, requests, urllib, ssl, socket) as one
   sentence that names the Vault address and the cause.
+- ``failover(operation)`` runs an operation against the current node of a cluster
+  (``urls``) and, when that node cannot answer (``node_unavailable()``), against the
+  next one, logging in again there; a definite answer (400, 401, 403, 404) is final.
+  When no node could answer, ``NodesFailed`` lists every node with its cause.
 
 The options are a dict with the keys of the modules' connection and auth options
 (``url``, ``ca_cert``, ``validate_certs``, ``timeout``, ``namespace``, ``auth_method``,
 ``token``, ``role_id``, ``secret_id``, ...). It is read when used, not copied, so a
-module may still fill it (from an AppRole file) after the connection is made.
+module may still fill it (from an AppRole file) after the connection is made. An
+optional ``urls`` (every node of a Vault cluster, in the order to try them; an
+AppRole file's ``urls``) stands for ``[url]``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -41,7 +47,7 @@ import sys
 import traceback
 import urllib.error
 import urllib.request
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault_auth import (
     AUTH_METHODS,
@@ -51,9 +57,11 @@ from ansible_collections.mailmesh.imap.plugins.module_utils._vault_auth import (
 __all__ = [
     "AuthError",
     "MissingLibraryError",
+    "NodesFailed",
     "VaultConnection",
     "VaultHTTPError",
     "import_hvac",
+    "node_unavailable",
 ]
 
 
@@ -78,6 +86,16 @@ class VaultHTTPError(Exception):
         self.errors = errors
 
 
+class NodesFailed(Exception):
+    """No node of the cluster could answer: ``failures`` is ``[(url, exception)]``, one
+    entry per node in the order they were tried. ``vault_error()`` phrases it."""
+
+    def __init__(self, failures):
+        super(NodesFailed, self).__init__(
+            "no Vault node could answer (%s)" % ", ".join(url for url, _exc in failures))
+        self.failures = failures
+
+
 class _TLSFileError(Exception):
     """ca_cert or the TLS client certificate could not be loaded."""
 
@@ -98,20 +116,106 @@ def import_hvac():
     return hvac, None
 
 
+# hvac's exceptions for the statuses of a node that cannot answer now (500, 501, 502 and
+# 503 in hvac 2.x; an older hvac may lack some of them, and raises VaultError's
+# subclasses it has).
+_NODE_DOWN_HVAC = ("InternalServerError", "VaultNotInitialized", "BadGateway", "VaultDown")
+
+
+def node_unavailable(exc):
+    # type: (BaseException) -> bool
+    """Whether a failure means "this node cannot answer now", so another node may.
+
+    True: no connection (refused, no route, unknown name, timeout, TLS handshake or
+    certificate verification failed, the connection broke off, no valid HTTP answer) and
+    the HTTP statuses 5xx (503: sealed, or a standby that is not ready; 500/502: a node in
+    trouble, for example a standby that lost its leader). False: a definite answer (400,
+    401, 403, 404, 429, ...), incomplete options, a missing library, an unreadable
+    ca_cert or client certificate (the same on every node), anything else.
+    """
+    if isinstance(exc, (AuthError, MissingLibraryError, _TLSFileError, NodesFailed)):
+        return False
+    if isinstance(exc, VaultHTTPError):
+        return 500 <= int(exc.status) <= 599
+    hvac_exceptions = sys.modules.get("hvac.exceptions")
+    if hvac_exceptions is not None and isinstance(exc, hvac_exceptions.VaultError):
+        down = tuple(getattr(hvac_exceptions, name) for name in _NODE_DOWN_HVAC if hasattr(hvac_exceptions, name))
+        return isinstance(exc, down)
+    requests_exceptions = sys.modules.get("requests.exceptions")
+    if requests_exceptions is not None and isinstance(exc, requests_exceptions.RequestException):
+        return isinstance(exc, (requests_exceptions.ConnectionError, requests_exceptions.Timeout,
+                                requests_exceptions.ChunkedEncodingError))
+    # The standard library (unauthenticated_get): urllib's URLError while connecting,
+    # socket and ssl errors (OSError), a broken HTTP answer.
+    return isinstance(exc, (OSError, http.client.HTTPException))
+
+
 class VaultConnection:
-    """Talk to the Vault at ``params['url']`` with the connection and auth options in ``params``."""
+    """Talk to the Vault at ``params['url']`` (or to the nodes ``params['urls']``, one at a
+    time) with the connection and auth options in ``params``."""
 
     def __init__(self, params):
         # type: (Dict[str, Any]) -> None
         self.params = params
         self._client = None  # type: Any
+        # Index in urls of the node that operations go to (the next one after a failover).
+        self._node = 0
         # The server's clock as its last answer to unauthenticated_get() gave it (UTC).
         self.server_time = None  # type: Optional[datetime.datetime]
 
     @property
+    def urls(self):
+        # type: () -> List[str]
+        """Every node, in the order to try them (``urls``, else ``[url]``), without repeats."""
+        found = []  # type: List[str]
+        for url in self.params.get("urls") or [self.params["url"]]:
+            url = str(url).rstrip("/")
+            if url not in found:
+                found.append(url)
+        return found
+
+    @property
     def url(self):
         # type: () -> str
-        return str(self.params["url"]).rstrip("/")
+        """The node that operations go to now."""
+        urls = self.urls
+        return urls[self._node % len(urls)]
+
+    def next_node(self):
+        """Move to the next node; its operations log in again (the cached client is dropped)."""
+        self._node = (self._node + 1) % len(self.urls)
+        self._client = None
+
+    def failover(self, operation, what=None, warn=None):
+        # type: (Callable[[], Any], Optional[str], Optional[Callable[[str], None]]) -> Any
+        """``operation()`` against the current node, then the next nodes while a node cannot answer.
+
+        Each node is tried at most once per call, from the current one on. A failure
+        that ``node_unavailable()`` accepts moves to the next node; any other failure is
+        raised as it is, and so is every failure when there is a single node. When every
+        node failed: ``NodesFailed``. After a success the connection stays on the node
+        that answered. ``warn``, if given, gets one sentence per node passed over (the
+        node, its cause while ``what``, the next node) once another node answered,
+        successfully or with a definite failure; not with ``NodesFailed``, which names
+        them all.
+        """
+        failures = []  # type: List[Tuple[str, BaseException]]
+        try:
+            while True:
+                try:
+                    return operation()
+                except Exception as exc:  # pylint: disable=broad-except
+                    if len(self.urls) == 1 or not node_unavailable(exc):
+                        raise
+                    failures.append((self.url, exc))
+                    if len(failures) >= len(self.urls):
+                        raise NodesFailed(failures) from exc
+                    self.next_node()
+        finally:
+            if warn is not None and len(failures) < len(self.urls):
+                for number, (url, exc) in enumerate(failures):
+                    following = failures[number + 1][0] if number + 1 < len(failures) else self.url
+                    warn("%s; trying Vault at %s" % (self._phrase(exc, url, what), following))
 
     def hvac(self):
         """The hvac package (imported now if not yet); MissingLibraryError without it."""
@@ -216,27 +320,36 @@ class VaultConnection:
         return data if isinstance(data, dict) else {}
 
     def vault_error(self, exc, what):
-        """Phrase an exception from hvac, requests or the standard library as one sentence."""
-        where = "Vault at %s" % self.url
+        """Phrase an exception from hvac, requests or the standard library as one sentence;
+        ``NodesFailed`` as one sentence that names every node and its cause."""
+        if isinstance(exc, NodesFailed):
+            return "none of the %d Vault nodes could answer while %s: %s" % (
+                len(exc.failures), what, "; ".join(self._phrase(cause, url) for url, cause in exc.failures))
+        return self._phrase(exc, self.url, what)
+
+    def _phrase(self, exc, url, what=None):
+        """The sentence for one failure at the node ``url`` (no "while ..." without ``what``)."""
+        where = "Vault at %s" % url
+        while_ = " while %s" % what if what else ""
         if isinstance(exc, AuthError):
             return str(exc)
         if isinstance(exc, MissingLibraryError):
-            return "cannot talk to %s while %s: %s" % (where, what, exc)
+            return "cannot talk to %s%s: %s" % (where, while_, exc)
         # hvac's and requests' exceptions can only come when they were imported.
         requests_exceptions = sys.modules.get("requests.exceptions")
         hvac_exceptions = sys.modules.get("hvac.exceptions")
         if requests_exceptions is not None and isinstance(exc, requests_exceptions.SSLError):
-            return _tls_verification_failed(where, what, exc)
+            return _tls_verification_failed(where, while_, exc)
         if requests_exceptions is not None and isinstance(
             exc, (requests_exceptions.ConnectionError, requests_exceptions.Timeout)
         ):
-            return "%s is unreachable while %s: %s" % (where, what, exc)
+            return "%s is unreachable%s: %s" % (where, while_, exc)
         if hvac_exceptions is not None and isinstance(exc, hvac_exceptions.VaultError):
-            return _status_error(_hvac_status(hvac_exceptions, exc), where, what, _errors(exc))
+            return _status_error(_hvac_status(hvac_exceptions, exc), where, while_, _errors(exc))
         if isinstance(exc, VaultHTTPError):
             errors = "%s (%s)" % (_errors(exc), exc) if exc.errors else str(exc)
-            return _status_error(exc.status, where, what, errors)
-        return _stdlib_error(exc, where, what, self.params.get("timeout", 30))
+            return _status_error(exc.status, where, while_, errors)
+        return _stdlib_error(exc, where, while_, self.params.get("timeout", 30))
 
 
 def _http_date(value):
@@ -255,10 +368,10 @@ def _http_date(value):
     return parsed.astimezone(datetime.timezone.utc)
 
 
-def _tls_verification_failed(where, what, exc):
+def _tls_verification_failed(where, while_, exc):
     return (
-        "TLS verification of %s failed while %s: %s. Point ca_cert at the CA "
-        "that signed the server's certificate." % (where, what, exc)
+        "TLS verification of %s failed%s: %s. Point ca_cert at the CA "
+        "that signed the server's certificate." % (where, while_, exc)
     )
 
 
@@ -271,41 +384,41 @@ def _hvac_status(hvac_exceptions, exc):
     return 400
 
 
-def _status_error(status, where, what, errors):
+def _status_error(status, where, while_, errors):
     """The sentence for an HTTP error status (hvac's exception or VaultHTTPError)."""
     if status == 503:
-        return "%s is sealed (or not ready) while %s: %s" % (where, what, errors)
+        return "%s is sealed (or not ready)%s: %s" % (where, while_, errors)
     if status == 403:
-        return "permission denied by %s while %s: %s" % (where, what, errors)
+        return "permission denied by %s%s: %s" % (where, while_, errors)
     if status == 401:
-        return "%s refused the credentials while %s: %s" % (where, what, errors)
+        return "%s refused the credentials%s: %s" % (where, while_, errors)
     if status == 404:
-        return "%s has no such path while %s: %s" % (where, what, errors)
-    return "%s rejected the request while %s: %s" % (where, what, errors)
+        return "%s has no such path%s: %s" % (where, while_, errors)
+    return "%s rejected the request%s: %s" % (where, while_, errors)
 
 
-def _stdlib_error(exc, where, what, timeout):
+def _stdlib_error(exc, where, while_, timeout):
     """Phrase an exception of ``unauthenticated_get()`` (urllib, ssl, socket)."""
     if isinstance(exc, _TLSFileError):
-        return "cannot load %s for %s while %s: %s" % (exc.what, where, what, exc.cause)
+        return "cannot load %s for %s%s: %s" % (exc.what, where, while_, exc.cause)
     # urllib wraps what goes wrong while connecting (refused, no route, unknown name,
     # TLS handshake) in URLError; what goes wrong later comes as it is.
     connecting = isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, Exception)
     cause = exc.reason if connecting else exc
     if isinstance(cause, ssl.SSLCertVerificationError):
-        return _tls_verification_failed(where, what, cause)
+        return _tls_verification_failed(where, while_, cause)
     if isinstance(cause, ssl.SSLError):
         return (
-            "TLS handshake with %s failed while %s: %s. Check the URL's scheme and port, "
-            "and the TLS client certificate if the listener requires one." % (where, what, cause)
+            "TLS handshake with %s failed%s: %s. Check the URL's scheme and port, "
+            "and the TLS client certificate if the listener requires one." % (where, while_, cause)
         )
     if isinstance(cause, (socket.timeout, TimeoutError)):
-        return "%s is unreachable while %s: no answer within %s s (timeout)" % (where, what, timeout)
+        return "%s is unreachable%s: no answer within %s s (timeout)" % (where, while_, timeout)
     if isinstance(cause, ConnectionError) or (connecting and isinstance(cause, OSError)):
-        return "%s is unreachable while %s: %s" % (where, what, cause)
+        return "%s is unreachable%s: %s" % (where, while_, cause)
     if isinstance(cause, http.client.HTTPException):
-        return "%s gave no valid HTTP answer while %s: %r" % (where, what, cause)
-    return "unexpected error talking to %s while %s: %s" % (where, what, exc)
+        return "%s gave no valid HTTP answer%s: %r" % (where, while_, cause)
+    return "unexpected error talking to %s%s: %s" % (where, while_, exc)
 
 
 def _json_errors(body):

@@ -78,7 +78,16 @@ options:
       - "A JSON file on the host with the host's AppRole credentials and where to use
         them, as the C(client) entry point of the C(vault_server) role writes it:
         C(url), C(role_id), C(secret_id), C(approle_mount), C(mount) (the PKI mount),
-        C(pki_role) and, optionally, C(ca_cert)."
+        C(pki_role) and, optionally, C(ca_cert) and C(urls)."
+      - "C(urls), when present, lists every node of the Vault cluster in the order this
+        host tries them (a non-empty list of URLs; C(url) is its first entry, for older
+        readers). The module then reads the CA, logs in and signs on the first node that
+        can answer: a node that is unreachable, times out, fails the TLS handshake or
+        answers with an HTTP 5xx status (sealed, a standby that is not ready, a node in
+        trouble) is passed over with a warning, and the module logs in again on the next
+        one. A definite answer (400, 401, 403, 404) is final. When no node can answer, the
+        failure names every node and its cause. Without C(urls) the module talks to
+        C(url) alone."
       - The module reads it on the host, so the secret ID never passes through the
         controller. Implies O(auth_method=approle); O(ca_cert), when set, wins over the
         file's C(ca_cert).
