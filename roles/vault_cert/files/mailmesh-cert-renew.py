@@ -11,6 +11,9 @@ names, atomic writes with the key first, and the same lock. After a certificate 
 it reloads the units that use it (never a restart). It prints one line per certificate;
 a failure line (Vault unreachable, sealed, refusing, a wrong clock...) names the
 certificate and the cause, leaves the files as they were, and makes the run exit 1.
+When the AppRole file lists the nodes of a Vault cluster (``urls``), a node that does
+not answer is passed over with a warning line, the next one is tried, and the
+certificate's line names the node that answered; a failure names every node and why.
 Each certificate's validity, last success, last renewal and last failure go to a
 node_exporter textfile (Prometheus text format).
 
@@ -169,7 +172,10 @@ def renew_one(name, config, args, out):
     keeper = CertKeeper(connection, options, check_mode=args.check,
                         warn=lambda message: out.line("%s: warning: %s" % (name, message)))
     try:
-        return keeper.run(), None, keeper.clock_skew
+        outcome = keeper.run()
+        # Which node answered, when there is a choice of nodes.
+        outcome["vault_url"] = connection.url if len(connection.urls) > 1 else None
+        return outcome, None, keeper.clock_skew
     except RenewalError as exc:
         return None, str(exc), keeper.clock_skew
     except MissingLibraryError as exc:
@@ -364,16 +370,17 @@ def main(argv=None):
             else:
                 cert = outcome["cert"]
                 meta = pki.cert_metadata(cert) if cert is not None else {}
+                node = "; Vault at %s answered" % outcome["vault_url"] if outcome.get("vault_url") else ""
                 if outcome["reasons"]:
-                    out.line("%s: %s (%s): serial %s, valid until %s%s" % (
+                    out.line("%s: %s (%s): serial %s, valid until %s%s%s" % (
                         name, "would renew" if args.check else "renewed", ", ".join(outcome["reasons"]),
                         meta.get("serial_number", "(new)"), meta.get("not_after", "?"),
-                        ", new key" if outcome["key_generated"] else ""))
+                        ", new key" if outcome["key_generated"] else "", node))
                     for unit in config.get("reload_units") or []:
                         if unit not in units:
                             units.append(unit)
                 else:
-                    out.line("%s: nothing to do, %s" % (name, describe_validity(cert, now_utc())))
+                    out.line("%s: nothing to do, %s%s" % (name, describe_validity(cert, now_utc()), node))
                 record(state, name, True, bool(outcome["reasons"]) and not args.check, when)
             certs[name] = current_cert(config) if config else None
         for problem in reload_units(units, out, args.check):
