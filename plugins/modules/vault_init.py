@@ -14,7 +14,14 @@ version_added: 0.1.0
 description:
   - Initializes a Vault/OpenBao server with Shamir unseal keys when it is not
     initialized yet, then unseals it with the new keys.
-  - Unseals an initialized but sealed server with O(unseal_keys).
+  - With an auto-unseal seal (OpenBao's C(static) seal, C(transit), a cloud KMS; the
+    server reports C(recovery_seal)), initializes it with Shamir I(recovery) keys and
+    waits until the seal has unsealed it.
+  - Unseals an initialized but sealed server with O(unseal_keys); an auto-unseal server
+    is waited for instead.
+  - With O(initialize=false) (a node joining a raft cluster through C(retry_join)), never
+    initializes; waits until the node learned the cluster's seal from its leader, then
+    unseals it as above.
   - Does nothing to an initialized, unsealed server.
   - No authentication is needed (the init and unseal endpoints are unauthenticated);
     the shared auth options are accepted and ignored.
@@ -45,9 +52,33 @@ options:
   unseal_keys:
     description:
       - Unseal keys (hex or base64) used when the server is initialized but sealed.
-      - Ignored when the server is not initialized (the new keys are used) or unsealed.
+      - Ignored when the server is not initialized (the new keys are used) or unsealed,
+        and with an auto-unseal seal.
     type: list
     elements: str
+  recovery_shares:
+    description:
+      - Number of recovery key shares to create when initializing a server with an
+        auto-unseal seal (they authorize C(operator generate-root), not unsealing).
+    type: int
+    default: 5
+  recovery_threshold:
+    description:
+      - Number of recovery key shares needed.
+    type: int
+    default: 3
+  initialize:
+    description:
+      - Whether to initialize an uninitialized server. V(false) for the other nodes of a
+        raft cluster, which join the first one and must never start a cluster of their own.
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - Seconds to wait for a joining node to learn the seal (O(initialize=false)), and for
+        an auto-unseal seal to unseal the server.
+    type: int
+    default: 90
 seealso:
   - module: mailmesh.imap.vault_secrets_engine
   - module: mailmesh.imap.vault_auth_method
@@ -89,10 +120,22 @@ sealed:
 unseal_keys:
   description:
     - The new unseal key shares (hex). Secret; the task must use C(no_log).
-  returned: when the module initialized the server
+  returned: when the module initialized a server with the Shamir seal
   type: list
   elements: str
   sample: ["d2f1...", "8a9c..."]
+recovery_keys:
+  description:
+    - The new recovery key shares (hex). Secret; the task must use C(no_log).
+  returned: when the module initialized a server with an auto-unseal seal
+  type: list
+  elements: str
+  sample: ["d2f1...", "8a9c..."]
+seal_type:
+  description: The server's seal (C(shamir), C(static), C(transit), ...).
+  returned: always
+  type: str
+  sample: static
 root_token:
   description: The initial root token. Secret; the task must use C(no_log).
   returned: when the module initialized the server
@@ -104,6 +147,8 @@ msg:
   type: str
   sample: initialized and unsealed
 """
+
+import time
 
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault import VaultModule
 
@@ -140,47 +185,94 @@ def _unseal(module, client, keys, source):
     return None
 
 
+def _wait_for(module, client, what, done):
+    """Poll the seal status until ``done(status)`` or wait_timeout; return the last status."""
+    deadline = time.monotonic() + module.params["wait_timeout"]
+    status = _seal_status(module, client)
+    while not done(status) and time.monotonic() < deadline:
+        time.sleep(1)
+        status = _seal_status(module, client)
+    if not done(status):
+        module.fail_json(msg="Vault at %s %s within %d s (wait_timeout)"
+                         % (module.url, what, module.params["wait_timeout"]))
+    return status
+
+
+def _check_counts(module, shares, threshold):
+    params = module.params
+    if params[threshold] < 1 or params[threshold] > params[shares]:
+        module.fail_json(msg="%s must be between 1 and %s (%d), got %d"
+                         % (threshold, shares, params[shares], params[threshold]))
+
+
 def main():
     module = VaultModule(
         argument_spec=VaultModule.generate_argspec(
             secret_shares=dict(type="int", default=5, no_log=False),
             secret_threshold=dict(type="int", default=3, no_log=False),
             unseal_keys=dict(type="list", elements="str", no_log=True),
+            recovery_shares=dict(type="int", default=5, no_log=False),
+            recovery_threshold=dict(type="int", default=3, no_log=False),
+            initialize=dict(type="bool", default=True),
+            wait_timeout=dict(type="int", default=90),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    if params["secret_threshold"] < 1 or params["secret_threshold"] > params["secret_shares"]:
-        module.fail_json(
-            msg="secret_threshold must be between 1 and secret_shares (%d), got %d"
-            % (params["secret_shares"], params["secret_threshold"])
-        )
+    _check_counts(module, "secret_shares", "secret_threshold")
+    _check_counts(module, "recovery_shares", "recovery_threshold")
     client = module.unauthenticated_client()
 
     status = _seal_status(module, client)
-    initialized = status.get("initialized", False)
-    sealed = status.get("sealed", True)
-
-    if not initialized:
+    if not status.get("initialized", False) and not params["initialize"]:
         if module.check_mode:
-            module.exit_json(changed=True, initialized=False, sealed=True,
+            module.exit_json(changed=True, initialized=False, sealed=True, seal_type=status.get("type", ""),
+                             msg="would wait for the node to join its cluster, then unseal it")
+        # A node with retry_join learns the seal from the leader once that is initialized.
+        status = _wait_for(module, client, "did not join its cluster (it is not initialized; check its "
+                           "retry_join addresses and that the first node is initialized and unsealed)",
+                           lambda answer: answer.get("initialized", False))
+    seal_type = status.get("type", "")
+    auto_unseal = bool(status.get("recovery_seal", False))
+
+    if not status.get("initialized", False):
+        if module.check_mode:
+            module.exit_json(changed=True, initialized=False, sealed=True, seal_type=seal_type,
                              msg="would initialize and unseal")
+        if auto_unseal:
+            request = {"recovery_shares": params["recovery_shares"],
+                       "recovery_threshold": params["recovery_threshold"]}
+        else:
+            request = {"secret_shares": params["secret_shares"],
+                       "secret_threshold": params["secret_threshold"]}
         try:
-            answer = client.adapter.put("/v1/sys/init", json={
-                "secret_shares": params["secret_shares"],
-                "secret_threshold": params["secret_threshold"],
-            })
+            answer = client.adapter.put("/v1/sys/init", json=request)
         except Exception as exc:  # pylint: disable=broad-except
             module.fail_vault(exc, "initializing")
+        if auto_unseal:
+            final = _wait_for(module, client, "was initialized but its %s seal did not unseal it" % seal_type,
+                              lambda answer: not answer.get("sealed", True))
+            module.exit_json(changed=True, initialized=True, sealed=final.get("sealed", False),
+                             seal_type=seal_type, recovery_keys=answer["recovery_keys"],
+                             root_token=answer["root_token"], msg="initialized; unsealed by the %s seal" % seal_type)
         keys = answer["keys"]
         final = _unseal(module, client, keys[:params["secret_threshold"]], "the new keys")
         module.exit_json(changed=True, initialized=True, sealed=final.get("sealed", False),
-                         unseal_keys=keys, root_token=answer["root_token"],
+                         seal_type=seal_type, unseal_keys=keys, root_token=answer["root_token"],
                          msg="initialized and unsealed")
 
-    if not sealed:
-        module.exit_json(changed=False, initialized=True, sealed=False,
+    if not status.get("sealed", True):
+        module.exit_json(changed=False, initialized=True, sealed=False, seal_type=seal_type,
                          msg="already initialized and unsealed")
+
+    if auto_unseal:
+        if module.check_mode:
+            module.exit_json(changed=False, initialized=True, sealed=True, seal_type=seal_type,
+                             msg="would wait for the %s seal to unseal it" % seal_type)
+        _wait_for(module, client, "is still sealed: its %s seal did not unseal it (check the seal's key "
+                  "and the server's log)" % seal_type, lambda answer: not answer.get("sealed", True))
+        module.exit_json(changed=False, initialized=True, sealed=False, seal_type=seal_type,
+                         msg="unsealed by the %s seal" % seal_type)
 
     if not params["unseal_keys"]:
         module.fail_json(
@@ -188,10 +280,10 @@ def main():
             % module.url
         )
     if module.check_mode:
-        module.exit_json(changed=True, initialized=True, sealed=True, msg="would unseal")
+        module.exit_json(changed=True, initialized=True, sealed=True, seal_type=seal_type, msg="would unseal")
     final = _unseal(module, client, params["unseal_keys"], "unseal_keys")
     module.exit_json(changed=True, initialized=True, sealed=final.get("sealed", False),
-                     msg="unsealed")
+                     seal_type=seal_type, msg="unsealed")
 
 
 if __name__ == "__main__":
