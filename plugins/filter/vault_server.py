@@ -58,11 +58,28 @@ def _problems(spec, hostvars):
                 and _is_list(host_vars.get("vault_server_client_ip_sans", []))):
             found.append("%s: vault_server_client_alt_names must be a list of DNS names and "
                          "vault_server_client_ip_sans a list of IP addresses." % jinja_text(name))
-    play_hosts_all = spec["play_hosts_all"]
-    if len(play_hosts_all) != 1 and len(client_hosts) > 0:
-        found.append("vault_server runs one single-node server and gives the client hosts of "
-                     "vault_server_client_groups their AppRoles from it; this play targets %d hosts (%s). "
-                     "Run it on one host of vault_servers." % (len(play_hosts_all), _join(play_hosts_all)))
+    play_hosts_all = list(spec["play_hosts_all"])
+    nodes = list(spec["nodes"]) or [host]
+    if len(nodes) not in (1, 3, 5):
+        found.append("vault_servers holds %d hosts (%s): a raft cluster has 1, 3 or 5 nodes (with an even "
+                     "count, losing half of them stops it as losing one more would)."
+                     % (len(nodes), _join(nodes)))
+    outside = [name for name in play_hosts_all if name not in nodes]
+    if outside:
+        found.append("vault_server runs on the hosts of vault_servers only; this play also targets %s."
+                     % _join(outside))
+    missing = [name for name in nodes if name not in play_hosts_all]
+    if missing:
+        found.append("vault_server runs on every node of the cluster at once; this play leaves out %s "
+                     "(--limit or the play's hosts): target all of vault_servers (%s)."
+                     % (_join(missing), _join(nodes)))
+    seal = spec["seal"]
+    if seal == "static" and flavor != "openbao":
+        found.append("vault_server_seal 'static' is OpenBao's static key seal; with vault_server_flavor '%s' "
+                     "use 'shamir' or 'transit'." % jinja_text(flavor))
+    if seal == "transit" and (not spec["transit_address"] or str(spec["transit_token_set"]).lower() not in ("true", "1", "yes")):
+        found.append("vault_server_seal 'transit' needs vault_server_transit_address and "
+                     "vault_server_transit_token (the other server that unseals this one).")
     return found
 
 
@@ -71,7 +88,8 @@ def vault_server_input_problems(spec, hostvars):
 
     spec: host, architecture, architectures, install_method, flavor, apt_key_url,
     apt_repository_url, secret_threshold, secret_shares, client_hosts, pki_groups,
-    play_hosts, play_hosts_all. hostvars: Ansible's hostvars (group_names, and the
+    play_hosts, play_hosts_all, nodes (the hosts of vault_servers), seal, transit_address,
+    transit_token_set. hostvars: Ansible's hostvars (group_names, and the
     vault_server_client_* names of the play's hosts and the client hosts).
     """
     try:
@@ -80,8 +98,21 @@ def vault_server_input_problems(spec, hostvars):
         raise AnsibleFilterError("vault_server_input_problems: %s %s" % (type(exc).__name__, exc))
 
 
+def vault_node_urls(nodes, hostvars, port):
+    """Each node's vault_server_url: the node's own inventory value when it has one, else
+    the role's default, ``https://<node>:<port>`` (role defaults are not in hostvars)."""
+    try:
+        urls = []
+        for node in nodes:
+            url = hostvars[node].get("vault_server_url") if node in hostvars else None
+            urls.append(to_text(url) if url else "https://%s:%s" % (node, jinja_text(port)))
+        return urls
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise AnsibleFilterError("vault_node_urls: %s %s" % (type(exc).__name__, exc))
+
+
 class FilterModule(object):
     """mailmesh.imap vault_server filters."""
 
     def filters(self):
-        return {"vault_server_input_problems": vault_server_input_problems}
+        return {"vault_server_input_problems": vault_server_input_problems, "vault_node_urls": vault_node_urls}

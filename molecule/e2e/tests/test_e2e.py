@@ -637,7 +637,9 @@ class _Sampler(threading.Thread):
 
 def _secrets_of_the_run(hosts):
     """Every host's secret ID, the root token, and a line of every private key's body."""
-    secrets = {"root token": json.loads(INIT_FILE.read_text(encoding="utf-8"))["root_token"]}
+    init = json.loads(INIT_FILE.read_text(encoding="utf-8"))
+    secrets = {"root token": init.get("root_token") or init["revoked_root_token"],
+               "admin secret ID": init["admin"]["secret_id"]}
     for name in ALL_HOSTS:
         approle = json.loads(hosts[name].run("cat %s", APPROLE_FILE).stdout)
         secrets["secret ID of %s" % name] = approle["secret_id"]

@@ -11,6 +11,7 @@ GOOD = {
     "install_method": "wheel", "flavor": "openbao", "apt_key_url": "", "apt_repository_url": "",
     "secret_threshold": 3, "secret_shares": 5, "client_hosts": ["gw1", "store1"],
     "pki_groups": ["vault_servers", "gateways", "mailstores"], "play_hosts": ["vault1"], "play_hosts_all": ["vault1"],
+    "nodes": ["vault1"], "seal": "shamir", "transit_address": "", "transit_token_set": False,
 }
 HOSTVARS = {
     "vault1": {"group_names": ["vault_servers"]},
@@ -40,9 +41,44 @@ def test_every_problem_in_one_message():
         "pi1 is in vault_server_client_groups but in no group of vault_server_pki_roles (vault_servers, "
         "gateways).",
         NAMES % "pi1",
-        "vault_server runs one single-node server and gives the client hosts of vault_server_client_groups their "
-        "AppRoles from it; this play targets 2 hosts (vault1, gw1). Run it on one host of vault_servers.",
+        "vault_server runs on the hosts of vault_servers only; this play also targets gw1.",
     ])
+
+
+@pytest.mark.parametrize("count, refused", [(1, False), (2, True), (3, False), (4, True), (5, False), (6, True)])
+def test_a_cluster_has_one_three_or_five_nodes(count, refused):
+    nodes = ["vault%d" % number for number in range(1, count + 1)]
+    spec = dict(GOOD, nodes=nodes, play_hosts=nodes, play_hosts_all=nodes, client_hosts=[])
+    hostvars = dict(HOSTVARS, **{name: {"group_names": ["vault_servers"]} for name in nodes})
+    message = plugin.vault_server_input_problems(spec, hostvars)
+    expected = ("vault_servers holds %d hosts (%s): a raft cluster has 1, 3 or 5 nodes (with an even count, "
+                "losing half of them stops it as losing one more would)." % (count, ", ".join(nodes)))
+    assert (message == expected) is refused, message
+
+
+def test_every_node_is_in_the_play():
+    spec = dict(GOOD, nodes=["vault1", "vault2", "vault3"], client_hosts=[])
+    assert plugin.vault_server_input_problems(spec, HOSTVARS) == (
+        "vault_server runs on every node of the cluster at once; this play leaves out vault2, vault3 (--limit or "
+        "the play's hosts): target all of vault_servers (vault1, vault2, vault3).")
+
+
+def test_no_group_means_a_single_node():
+    assert plugin.vault_server_input_problems(dict(GOOD, nodes=[]), HOSTVARS) == ""
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"seal": "static"}, ""),
+    ({"seal": "static", "flavor": "vault", "install_method": "archive"},
+     "vault_server_seal 'static' is OpenBao's static key seal; with vault_server_flavor 'vault' use 'shamir' or "
+     "'transit'."),
+    ({"seal": "transit", "transit_address": "https://unsealer:8200"},
+     "vault_server_seal 'transit' needs vault_server_transit_address and vault_server_transit_token (the other "
+     "server that unseals this one)."),
+    ({"seal": "transit", "transit_address": "https://unsealer:8200", "transit_token_set": True}, ""),
+])
+def test_seal_needs(changes, expected):
+    assert plugin.vault_server_input_problems(dict(GOOD, **changes), HOSTVARS) == expected
 
 
 def test_apt_needs_its_urls():
@@ -75,3 +111,9 @@ def test_threshold_and_shares_as_jinja_int():
 def test_bad_input_is_a_filter_error():
     with pytest.raises(AnsibleFilterError, match="^vault_server_input_problems: KeyError"):
         plugin.vault_server_input_problems(dict(GOOD, client_hosts=["nowhere"]), HOSTVARS)
+
+
+def test_node_urls_take_the_inventory_value_or_the_default():
+    hostvars = {"vault1": {"vault_server_url": "https://vault1.example.net:8443"}, "vault2": {}}
+    assert plugin.vault_node_urls(["vault1", "vault2", "vault3"], hostvars, 8200) == [
+        "https://vault1.example.net:8443", "https://vault2:8200", "https://vault3:8200"]
