@@ -44,6 +44,7 @@ import os
 import socket
 import ssl
 import sys
+import time
 import traceback
 import urllib.error
 import urllib.request
@@ -122,6 +123,15 @@ def import_hvac():
 _NODE_DOWN_HVAC = ("InternalServerError", "VaultNotInitialized", "BadGateway", "VaultDown")
 
 
+def _answered(exc):
+    # type: (BaseException) -> bool
+    """Whether the node answered with an HTTP error (it runs, but could not serve)."""
+    if isinstance(exc, VaultHTTPError):
+        return True
+    hvac_exceptions = sys.modules.get("hvac.exceptions")
+    return hvac_exceptions is not None and isinstance(exc, hvac_exceptions.VaultError)
+
+
 def node_unavailable(exc):
     # type: (BaseException) -> bool
     """Whether a failure means "this node cannot answer now", so another node may.
@@ -162,6 +172,11 @@ class VaultConnection:
         self._node = 0
         # The server's clock as its last answer to unauthenticated_get() gave it (UTC).
         self.server_time = None  # type: Optional[datetime.datetime]
+        # failover(): when every node failed and one answered 5xx (no leader yet), wait
+        # this long and try every node again, this many times.
+        self.election_wait = 3.0
+        self.election_retries = 1
+        self._sleep = time.sleep
 
     @property
     def urls(self):
@@ -200,6 +215,7 @@ class VaultConnection:
         them all.
         """
         failures = []  # type: List[Tuple[str, BaseException]]
+        passes = 0
         try:
             while True:
                 try:
@@ -209,7 +225,14 @@ class VaultConnection:
                         raise
                     failures.append((self.url, exc))
                     if len(failures) >= len(self.urls):
-                        raise NodesFailed(failures) from exc
+                        # Every node failed, and one of them answered (5xx): a leader
+                        # election (the leader stepped down or stopped) takes a few
+                        # seconds; one more pass after it, then give up.
+                        passes += 1
+                        if passes > self.election_retries or not any(_answered(cause) for _url, cause in failures):
+                            raise NodesFailed(failures) from exc
+                        self._sleep(self.election_wait)
+                        failures = []
                     self.next_node()
         finally:
             if warn is not None and len(failures) < len(self.urls):

@@ -160,6 +160,7 @@ def test_a_definite_answer_is_not_retried_on_another_node(definite):
 
 def test_every_node_down_names_every_node_and_its_cause_in_one_sentence():
     conn = connection(timeout=5)
+    conn.election_retries = 0  # one pass (the retry after an election: the test below)
     conn.next_node()  # the last operation ended on vault2: the round starts there
     op = Script(conn, {A: [urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))],
                        B: [vc.VaultHTTPError(503, "Service Unavailable", ["Vault is sealed"])],
@@ -176,6 +177,35 @@ def test_every_node_down_names_every_node_and_its_cause_in_one_sentence():
         "Vault at %s is unreachable: no answer within 5 s (timeout); "
         "Vault at %s is unreachable: [Errno 111] Connection refused" % (WHAT, B, C, A)), message
     assert "\n" not in message
+
+
+def test_every_node_failed_while_one_answered_waits_for_an_election_and_tries_again():
+    conn = connection(timeout=5)
+    slept = []
+    conn._sleep = slept.append  # pylint: disable=protected-access
+    no_leader = vc.VaultHTTPError(500, "Internal Server Error", ["local node not active but active cluster node not found"])
+    refused = urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+    op = Script(conn, {A: [refused, refused], B: [no_leader, "signed"], C: [no_leader]})
+    assert conn.failover(op, WHAT) == "signed"
+    assert op.calls == [A, B, C, A, B] and slept == [conn.election_wait]
+
+
+def test_an_election_is_waited_for_once_only_and_never_when_no_node_answered():
+    conn = connection(timeout=5)
+    slept = []
+    conn._sleep = slept.append  # pylint: disable=protected-access
+    no_leader = vc.VaultHTTPError(500, "Internal Server Error", ["no leader"])
+    op = Script(conn, {A: [no_leader] * 2, B: [no_leader] * 2, C: [no_leader] * 2})
+    with pytest.raises(vc.NodesFailed):
+        conn.failover(op, WHAT)
+    assert len(op.calls) == 6 and slept == [conn.election_wait]
+    refused = urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+    conn, slept = connection(timeout=5), []
+    conn._sleep = slept.append  # pylint: disable=protected-access
+    op = Script(conn, {A: [refused], B: [refused], C: [refused]})
+    with pytest.raises(vc.NodesFailed):
+        conn.failover(op, WHAT)
+    assert len(op.calls) == 3 and slept == []
 
 
 def test_one_node_raises_the_failure_as_it_is_with_the_words_it_always_had():
