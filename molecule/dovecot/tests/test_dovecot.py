@@ -12,8 +12,10 @@ import ssl
 import subprocess
 import time
 
+import mesh_checks
 import pytest
 import testinfra
+import unit_checks
 from cryptography import x509
 
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE") or os.path.join(
@@ -273,3 +275,31 @@ def test_without_direct_imaps_the_certificate_goes_and_dovecot_has_no_tls():
     returncode, output = converge()
     assert returncode == 0, output[-3000:]
     assert "changed=0 " in output, output[-3000:]
+
+
+# --- restarts and the system call filter ---------------------------------------------
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_dovecot_runs_under_the_system_call_filter(store):
+    unit_checks.check_syscall_filter(mesh_checks.host(store), "dovecot")
+    # the login processes chroot: chroot is allowed on top of @system-service
+    filtered = unit_checks.props(mesh_checks.host(store), "dovecot", "SystemCallFilter")["SystemCallFilter"]
+    assert "chroot" in filtered.split()
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_dovecot_comes_back_after_kills_and_a_clean_exit(store):
+    host = mesh_checks.host(store)
+    unit_checks.check_comes_back(host, "dovecot", lambda: _journal(host))
+    # and it serves: LOGIN on loopback works again
+    script = (
+        "import imaplib, time\n"
+        "for attempt in range(30):\n"
+        "    try:\n"
+        "        c = imaplib.IMAP4('127.0.0.1', 143); break\n"
+        "    except OSError:\n"
+        "        time.sleep(1)\n"
+        "print(c.login(%r, %r)[0]); c.logout()" % (USER, PASSWORD)
+    )
+    assert host.check_output("python3 -c %s", script) == "OK"

@@ -13,6 +13,7 @@ import time
 
 import mesh_checks
 import pytest
+import unit_checks
 from mesh_checks import admin as _admin
 from mesh_checks import EDGE_CLIENT
 from mesh_checks import envoy_served_serial as _served_serial
@@ -379,3 +380,46 @@ def test_broken_profile_variable_changes_nothing(hosts, variable, value, refused
     assert gateway.file(BOOTSTRAP).sha256sum == bootstrap
     assert _envoy_pid(gateway) == pid
     _edge_session(_subject("after-broken"))
+
+
+# --- restarts and the system call filter ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", ENVOY_HOSTS)
+def test_envoy_runs_under_the_system_call_filter(hosts, name):
+    # em-edge1 runs under qemu-user, which refuses seccomp: only the unit's settings.
+    unit_checks.check_syscall_filter(hosts[name], "envoy", in_effect=name != EDGE)
+
+
+@pytest.mark.parametrize("name", GATEWAYS + (EDGE,))
+def test_the_quick_ack_unit_runs_again_under_the_system_call_filter(hosts, name):
+    host = hosts[name]
+    # A oneshot: no process left to look at, so its settings, and a new run succeeds.
+    unit_checks.check_syscall_filter(host, "mailmesh-quickack", in_effect=False)
+    host.run_expect([0], "systemctl restart mailmesh-quickack")
+    seen = unit_checks.props(host, "mailmesh-quickack", "ActiveState", "Result", "CapabilityBoundingSet")
+    assert (seen["ActiveState"], seen["Result"]) == ("active", "success"), _journal(host, "mailmesh-quickack")
+    assert seen["CapabilityBoundingSet"] == "cap_net_admin", seen
+
+
+# NGINX's Envoy (egress, on a gateway) and the device's (emulated arm64).
+@pytest.mark.parametrize("name", ("em-gw1", EDGE))
+def test_envoy_comes_back_after_kills_and_a_clean_exit(hosts, name):
+    host = hosts[name]
+    unit_checks.check_comes_back(host, "envoy", lambda: _journal(host), reload=False)
+    # Active right after the fork (Type=simple): the admin interface follows shortly.
+    for _attempt in range(120):
+        ready = host.run("python3 -c %s", "import urllib.request; print(urllib.request.urlopen("
+                         "'http://127.0.0.1:9901/ready', timeout=5).read().decode())")
+        if ready.rc == 0 and ready.stdout.strip() == "LIVE":
+            break
+        time.sleep(1)
+    assert ready.rc == 0 and ready.stdout.strip() == "LIVE", _journal(host)
+
+
+def test_the_app_reaches_the_store_after_the_restarts(hosts):
+    for gateway in GATEWAYS:
+        _wait_health(hosts[EDGE], gateway, True, timeout=120)
+    subject = _subject("after-restarts")
+    _edge_session(subject)
+    assert _on_store(hosts[STORE], subject), "the message is not in %s on %s" % (MAILDIR, STORE)

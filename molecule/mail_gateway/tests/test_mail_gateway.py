@@ -18,6 +18,7 @@ import time
 import mesh_checks
 import pytest
 import testinfra
+import unit_checks
 from cryptography import x509
 
 SERVICE = "nginx"
@@ -650,3 +651,37 @@ def test_existing_mail_survives_a_store_config_change_and_a_rerun(gw_ip, tls_con
             client.logout()
         finally:
             _close(client)
+
+
+# --- restarts and the system call filter ---------------------------------------------
+
+
+def test_nginx_runs_hardened_under_the_system_call_filter():
+    gw = mesh_checks.host(GATEWAY)
+    unit_checks.check_syscall_filter(gw, SERVICE)
+    seen = unit_checks.props(gw, SERVICE, "NoNewPrivileges", "ProtectSystem", "PrivateTmp", "Restart",
+                             "StartLimitIntervalUSec", "FragmentPath", "DropInPaths")
+    assert seen["NoNewPrivileges"] == "yes" and seen["ProtectSystem"] == "full" and seen["PrivateTmp"] == "yes", seen
+    assert seen["Restart"] == "always" and seen["StartLimitIntervalUSec"] == "0", seen
+    # Debian's unit, with the role's drop-in on top.
+    assert seen["FragmentPath"].endswith("lib/systemd/system/nginx.service"), seen
+    assert "/etc/systemd/system/nginx.service.d/mailmesh.conf" in seen["DropInPaths"], seen
+
+
+def test_nginx_comes_back_after_kills_and_a_clean_exit(gw_ip, tls_context):
+    gw = mesh_checks.host(GATEWAY)
+    unit_checks.check_comes_back(gw, SERVICE, lambda: _journal(gw))
+    # and it serves: a login through the gateway works again
+    client = None
+    for _attempt in range(30):
+        try:
+            client = _imaps(gw_ip, tls_context)
+            break
+        except OSError:
+            time.sleep(1)
+    assert client is not None, _journal(gw)
+    try:
+        assert client.login("alice@example.test", USERS["alice@example.test"])[0] == "OK"
+        client.logout()
+    finally:
+        _close(client)

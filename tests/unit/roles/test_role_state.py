@@ -29,6 +29,7 @@ STATE_VARIABLES = {
     "vault_cert": ["__vault_cert_dirs", "__vault_cert_agent_files", "__vault_cert_agent_program_files"],
     "envoy": ["__envoy_state_files", "__envoy_kept_files"],
     "dovecot": ["__dovecot_state_files", "__dovecot_kept_files", "__dovecot_gone_files"],
+    "nginx_mail": ["__nginx_mail_state_files", "__nginx_mail_unit_state_files"],
 }
 WRITERS = ("ansible.builtin.copy", "ansible.builtin.template", "ansible.builtin.file")
 
