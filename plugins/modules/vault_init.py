@@ -75,8 +75,9 @@ options:
     default: true
   wait_timeout:
     description:
-      - Seconds to wait for a joining node to learn the seal (O(initialize=false)), and for
-        an auto-unseal seal to unseal the server.
+      - Seconds to wait for a joining node to learn the seal (O(initialize=false)), for
+        an auto-unseal seal to unseal the server, and for a joining node to finish its
+        unseal once it took the unseal keys.
     type: int
     default: 90
 seealso:
@@ -177,6 +178,13 @@ def _unseal(module, client, keys, source):
             )
         if not status.get("sealed", True):
             return status
+        if status.get("progress", 0) == 0:
+            # The threshold was reached and the server took the keys, yet answers
+            # "sealed": a node joining a raft cluster finishes its unseal in the
+            # background (it answers the leader's challenge, then takes a snapshot).
+            return _wait_for(module, client, "took %s but did not unseal (a node joining a raft "
+                             "cluster: check that it reaches its leader and that the keys are "
+                             "the cluster's)" % source, lambda answer: not answer.get("sealed", True))
     module.fail_json(
         msg="Vault at %s is still sealed after all %d of %s were submitted "
         "(threshold %s): too few keys, or keys of another server"

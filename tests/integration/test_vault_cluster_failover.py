@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import pathlib
 import subprocess
-import time
 
 import pytest
 import requests
@@ -27,26 +26,10 @@ from ansible_collections.mailmesh.imap.tests.integration._support import (
     approle,
     bao_binary,
     free_port,
+    until,
     wait_http,
 )
 from ansible_collections.mailmesh.imap.tests.integration.test_cert_renew_agent import ALT, CN, IPS, Agent
-
-WAIT = 45  # seconds, at most, for any state of the cluster
-
-
-def until(what, check, timeout=WAIT):
-    """check()'s first true value, polled every 0.1 s; fails after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = check()
-        except (OSError, ValueError, KeyError):  # a node that is starting or stopping
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail("the cluster did not reach this state within %ss: %s" % (timeout, what))
-        time.sleep(0.1)
 
 
 class Node:

@@ -1,13 +1,13 @@
 """vault_init against a real, uninitialized OpenBao server (``bao_fresh``)."""
 
-import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 
 import requests
+
+from ansible_collections.mailmesh.imap.tests.integration._support import run_quietly
 
 
 def _restart(server):
@@ -27,20 +27,6 @@ def _restart(server):
     raise RuntimeError("bao did not come back")
 
 
-def _run_playbook(run_module, tmp_path, playbook):
-    """Run a playbook with the same Ansible environment run_module uses; return stdout."""
-    env = run_module.__globals__["_ansible_env"]()
-    path = tmp_path / "play.yml"
-    path.write_text(playbook)
-    proc = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-         "-i", "localhost,", "-c", "local", str(path)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout + proc.stderr
-
-
 def test_vault_init_lifecycle(bao_fresh, run_module, tmp_path):
     url = bao_fresh.url
     args = {"url": url, "secret_shares": 3, "secret_threshold": 2}
@@ -54,26 +40,7 @@ def test_vault_init_lifecycle(bao_fresh, run_module, tmp_path):
     assert requests.get(url + "/v1/sys/init", timeout=5).json()["initialized"] is False
 
     # create, as a no_log task: the secrets reach the registered variable only
-    out_file = tmp_path / "init.json"
-    stdout = _run_playbook(run_module, tmp_path, """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Initialize
-      mailmesh.imap.vault_init:
-        url: %s
-        secret_shares: 3
-        secret_threshold: 2
-      register: init
-      no_log: true
-    - name: Keep the result for the test
-      ansible.builtin.copy:
-        content: "{{ init | to_json }}"
-        dest: %s
-        mode: "0600"
-      no_log: true
-""" % (url, out_file))
-    init = json.loads(out_file.read_text())
+    init, stdout = run_quietly(tmp_path, "vault_init", args)
     assert init["changed"] is True
     assert init["initialized"] is True and init["sealed"] is False
     assert len(init["unseal_keys"]) == 3
