@@ -133,24 +133,37 @@ def prove(request, workdir):
         os.chown(path, account.pw_uid, account.pw_gid)
     result = {"verdict": "error", "seal": seal}
     deadline = time.monotonic() + int(request.get("timeout", 60))
+    argv = [request["binary"], "server", "-config", config_file]
     with open(os.path.join(workdir, "server.log"), "wb") as log:
-        process = subprocess.Popen(  # pylint: disable=consider-using-with
-            [request["binary"], "server", "-config", config_file], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, user=account.pw_uid, group=account.pw_gid,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": workdir}, cwd=workdir)
+        processes = []
+
+        def start():
+            processes.append(subprocess.Popen(  # pylint: disable=consider-using-with
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, user=account.pw_uid,
+                group=account.pw_gid, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": workdir}, cwd=workdir))
+
+        def restart():
+            _stop(processes[-1])
+            start()
+
+        start()
         try:
-            result.update(_prove_with(_Server(port), seal, request, deadline))
+            result.update(_prove_with(_Server(port), seal, request, deadline, restart))
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
+            _stop(processes[-1])
     return result
 
 
-def _prove_with(server, seal, request, deadline):
+def _stop(process):
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+
+
+def _prove_with(server, seal, request, deadline, restart):
     if not _until(deadline, lambda: server.call("GET", "sys/seal-status")[0] == 200):
         return {"message": "the throwaway server did not start within the timeout"}
     shares = {"recovery_shares": 1, "recovery_threshold": 1} if seal != "shamir" else \
@@ -182,6 +195,11 @@ def _prove_with(server, seal, request, deadline):
         if seal != "shamir":
             return {"verdict": "wrong_unseal_material",
                     "message": "the snapshot's data does not open with the %s seal's key of the init file" % seal}
+        # The server still holds the throwaway seal configuration (one share, which
+        # takes a share for a whole key): a restart reads the snapshot's.
+        restart()
+        if not _until(deadline, lambda: server.call("GET", "sys/seal-status")[0] == 200):
+            return {"message": "the throwaway server did not start again within the timeout"}
         for key in request.get("keys") or []:
             status, answer = server.call("POST", "sys/unseal", body={"key": key})
             if status != 200:
