@@ -181,6 +181,7 @@ def _prove_with(server, seal, request, deadline, restart):
                                      timeout=max(30, int(deadline - time.monotonic())))
     if status not in (200, 204):
         return {"message": "the server refused the snapshot: HTTP %d: %s" % (status, _errors(answer))}
+
     # Applied once the throwaway token store is gone (its root token refused) or the
     # server sealed itself (the snapshot's keyring does not open with this seal).
     def applied():
@@ -213,9 +214,10 @@ def _prove_with(server, seal, request, deadline, restart):
                                % len(request.get("keys") or [])}
     login = "auth/%s/login" % request.get("approle_mount", "approle")
     admin = request.get("admin") or {}
+
     def logged_in():
-        status, answer = server.call("POST", login, body={"role_id": admin.get("role_id", ""),
-                                                            "secret_id": admin.get("secret_id", "")})
+        credentials = {"role_id": admin.get("role_id", ""), "secret_id": admin.get("secret_id", "")}
+        status, answer = server.call("POST", login, body=credentials)
         # 3xx (a standby's redirect), 5xx (sealed, no leader yet), 0: not yet.
         return (status, answer) if status == 200 or 400 <= status < 500 else None
     answer = _until(deadline, logged_in)
