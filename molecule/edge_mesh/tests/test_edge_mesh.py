@@ -402,8 +402,9 @@ def test_the_quick_ack_unit_runs_again_under_the_system_call_filter(hosts, name)
     assert seen["CapabilityBoundingSet"] == "cap_net_admin", seen
 
 
-# NGINX's Envoy (egress, on a gateway) and the device's (emulated arm64).
-@pytest.mark.parametrize("name", ("em-gw1", EDGE))
+# NGINX's Envoy (egress, on a gateway). The device's unit is the same template: seven
+# Envoy starts under qemu-user cost minutes of CI and show nothing arm64-specific.
+@pytest.mark.parametrize("name", ("em-gw1",))
 def test_envoy_comes_back_after_kills_and_a_clean_exit(hosts, name):
     host = hosts[name]
     unit_checks.check_comes_back(host, "envoy", lambda: _journal(host), reload=False)
