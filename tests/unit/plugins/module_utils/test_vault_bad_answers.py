@@ -72,3 +72,27 @@ def test_a_vault_slower_than_the_timeout_is_named(fake_vault, tls_files, tmp_pat
     message = _renew(server, tmp_path, timeout=1)
     assert "Vault at %s" % server.url in message, message
     assert "timeout" in message or "timed out" in message or "no answer within 1 s" in message, message
+
+
+@pytest.mark.parametrize("content", [
+    pytest.param(b"garbage\n", id="garbage"),
+    pytest.param(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", id="truncated-pem"),
+    pytest.param(b"", id="empty"),
+])
+def test_a_corrupt_ca_bundle_is_named(fake_vault, tls_files, tmp_path, content):
+    """The host's CA bundle (ca_cert, /etc/mailmesh/vault/ca.pem) is corrupt: the file is
+    named, before anything is sent to Vault."""
+    server = fake_vault(_routes(tls_files), tls_files)
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(content)
+    out = tmp_path / "out"
+    out.mkdir()
+    conn = vc.VaultConnection(dict(url=server.url, ca_cert=str(bundle), auth_method="approle",
+                                   approle_mount_point="approle", role_id="role", secret_id=SECRET, timeout=5))
+    with pytest.raises(renewal.RenewalError) as info:
+        renewal.CertKeeper(conn, keeper_options(out)).run()
+    message = str(info.value)
+    assert message.startswith("cannot load ca_cert %s for Vault at %s while reading the issuing CA"
+                              % (bundle, server.url)), message
+    assert SECRET not in message
+    assert list(out.iterdir()) == [] and server.requests == []
