@@ -35,6 +35,11 @@ STORE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 LOGIN_PATTERN = r'^[^\s";{}]+$'
 
 
+def _truthy(value):
+    """A boolean as Ansible passes it from a variable (a bool, or its text)."""
+    return value is True or to_text(value, nonstring="simplerepr").strip().lower() in ("true", "yes", "1", "on")
+
+
 def _hostvars_of(hostvars, name):
     """``hostvars[name] | default({})``."""
     return hostvars[name] if name in hostvars else {}
@@ -81,8 +86,11 @@ def nginx_mail_state_files(files, texts, staging_dir, live_dir, subdir):
     return result
 
 
-def nginx_mail_input_problems(stores, max_attempts, delay, burst, user_map):
-    """What the preflight refuses before the stores' facts, one sentence per problem."""
+def nginx_mail_input_problems(stores, max_attempts, delay, burst, user_map, allow_unknown_stores=True):
+    """What the preflight refuses before the stores' facts, one sentence per problem.
+
+    A login mapped to a store that is not in ``stores`` is refused unless
+    ``allow_unknown_stores`` (its users then get a clean NO until the store exists)."""
     if not isinstance(user_map, Mapping):
         raise AnsibleFilterError("nginx_mail_input_problems: nginx_mail_user_map must be a dictionary")
     found = []
@@ -98,6 +106,15 @@ def nginx_mail_input_problems(stores, max_attempts, delay, burst, user_map):
             found.append("nginx_mail_user_map: %s -> %s: expected a login without blanks, quotes, "
                          "backslashes, ';' or braces, mapped to an inventory host name."
                          % (json_text(login), json_text(store)))
+    if not _truthy(allow_unknown_stores):
+        unknown = sorted(set(store for store in user_map.values() if isinstance(store, str) and matches(store, STORE_PATTERN)
+                             and store not in stores))
+        for store in unknown:
+            logins = sorted(to_text(login, nonstring="simplerepr") for login, target in user_map.items() if target == store)
+            found.append("nginx_mail_user_map sends %s to %s, which is not in nginx_mail_upstream_stores (%s): "
+                         "fix the store's name, add the store to the inventory group mailstores, or set "
+                         "nginx_mail_user_map_allow_unknown_stores to true to answer its users NO until it exists."
+                         % (", ".join(logins), store, ", ".join(to_text(name) for name in stores) or "none"))
     return sentences(found)
 
 

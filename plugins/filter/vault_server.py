@@ -9,6 +9,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
+import binascii
+import json
+
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 
@@ -111,8 +115,25 @@ def vault_node_urls(nodes, hostvars, port):
         raise AnsibleFilterError("vault_node_urls: %s %s" % (type(exc).__name__, exc))
 
 
+def approle_file_secret_id(content):
+    """The secret ID of a host's AppRole file as ``slurp`` returns it (base64), or '' when
+    the file is not a JSON object with a non-empty string ``secret_id`` (corrupt, cut
+    short, edited by hand): the Vault tier then makes a new secret ID and rewrites the
+    file instead of failing on it. Never raises on the content, which holds a secret."""
+    try:
+        data = json.loads(base64.b64decode(to_text(content), validate=False).decode("utf-8"))
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        return ""
+    secret_id = data.get("secret_id") if isinstance(data, dict) else None
+    return secret_id if isinstance(secret_id, str) and secret_id.strip() else ""
+
+
 class FilterModule(object):
     """mailmesh.imap vault_server filters."""
 
     def filters(self):
-        return {"vault_server_input_problems": vault_server_input_problems, "vault_node_urls": vault_node_urls}
+        return {
+            "vault_server_input_problems": vault_server_input_problems,
+            "vault_node_urls": vault_node_urls,
+            "approle_file_secret_id": approle_file_secret_id,
+        }

@@ -447,11 +447,16 @@ class CertKeeper:
         data = response_json(response).get("data") or {}
         if not data.get("certificate"):
             raise RenewalError("Vault at %s returned no certificate while %s" % (self.connection.url, what))
-        cert = pki.load_certificates(data["certificate"])[0]
-        chain_pems = data.get("ca_chain") or ([data["issuing_ca"]] if data.get("issuing_ca") else [])
-        chain = []  # type: List[Any]
-        for pem in chain_pems:
-            chain.extend(pki.load_certificates(pem))
+        try:
+            cert = pki.load_certificates(data["certificate"])[0]
+            chain_pems = data.get("ca_chain") or ([data["issuing_ca"]] if data.get("issuing_ca") else [])
+            chain = []  # type: List[Any]
+            for pem in chain_pems:
+                chain.extend(pki.load_certificates(pem))
+        except (ValueError, TypeError, IndexError) as exc:
+            # A truncated or garbled answer (a proxy, a broken connection): nothing is written.
+            raise RenewalError("Vault at %s returned no usable certificate while %s: %s"
+                               % (self.connection.url, what, " ".join(str(exc).split())[:200]))
         return cert, chain
 
     def explain_bad_request(self, exc, names):

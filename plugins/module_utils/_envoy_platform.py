@@ -18,8 +18,9 @@ __metaclass__ = type
 
 import ctypes
 import ctypes.util
+import struct
 
-__all__ = ["ARCHES", "MIN_VA_BITS", "platform_problem", "probe_va_bits"]
+__all__ = ["ARCHES", "MIN_VA_BITS", "platform_problem", "probe_va_bits", "userland_bits"]
 
 # Machine names (uname -m) Envoy has builds for, and the address-space size each needs.
 # tcmalloc places its memory regions by the high bits of the address (up to 2**47 on
@@ -36,22 +37,33 @@ _FIX_KERNEL = ("boot a 64-bit OS whose kernel has a 48-bit virtual address space
                "64-bit kernel8/kernel_2712 are built)")
 
 
-def platform_problem(machine, va_bits):
+def platform_problem(machine, va_bits, userland_bits=64):
     """None when Envoy can run, else a message that names the problem and the fix.
 
     ``machine`` is ``uname -m``; ``va_bits`` the user address-space size in bits the
     kernel grants (None when it could not be measured, which is not held against the
-    host).
+    host); ``userland_bits`` the pointer size of the host's Python in bits: 32 on a
+    Raspberry Pi OS 32-bit (armhf) that boots a 64-bit kernel, where ``uname -m`` says
+    aarch64 but no arm64 program can run.
     """
     arch = ARCHES.get(str(machine).strip().lower())
     if arch is None:
         return ("Envoy has builds for amd64 (x86_64) and arm64 (aarch64) only; this host is "
                 "%s. Fix: %s." % (machine, _FIX_OS))
+    if userland_bits is not None and userland_bits < 64:
+        return ("this host runs a %d-bit OS on a 64-bit %s kernel (a Raspberry Pi OS 32-bit "
+                "image boots a 64-bit kernel on a Pi 4 or 5); Envoy's %s build needs a 64-bit "
+                "OS. Fix: %s." % (userland_bits, machine, arch, _FIX_OS))
     if va_bits is not None and va_bits < MIN_VA_BITS[arch]:
         return ("this %s kernel gives processes a %d-bit virtual address space; Envoy's "
                 "allocator needs at least %d bits and would crash at every start. Fix: %s."
                 % (machine, va_bits, MIN_VA_BITS[arch], _FIX_KERNEL))
     return None
+
+
+def userland_bits():
+    """The pointer size of this Python in bits: 32 on a 32-bit OS whatever its kernel."""
+    return struct.calcsize("P") * 8
 
 
 def _mmap_at(libc, hint):

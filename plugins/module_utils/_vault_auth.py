@@ -16,11 +16,31 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-__all__ = ["AUTH_METHODS", "AuthError", "ApproleAuth", "CertAuth", "TokenAuth"]
+__all__ = ["AUTH_METHODS", "AuthError", "ApproleAuth", "CertAuth", "TokenAuth", "UnusableAnswer"]
 
 
 class AuthError(Exception):
     """Auth options are incomplete or inconsistent (a user error, not a Vault error)."""
+
+
+class UnusableAnswer(Exception):
+    """Something answered the login with HTTP success, but not with a Vault token (a proxy's
+    page, an answer cut short): phrased by the caller with the node's URL."""
+
+
+def _token_of(answer):
+    """auth.client_token of a login answer (a dict, or hvac's Response when it was no JSON)."""
+    if hasattr(answer, "json"):
+        try:
+            answer = answer.json()
+        except ValueError:
+            raise UnusableAnswer("the login answer is not JSON (%s bytes): a proxy in the way, or an answer "
+                                 "cut short" % len(getattr(answer, "content", b"") or b""))
+    auth = answer.get("auth") if isinstance(answer, dict) else None
+    token = auth.get("client_token") if isinstance(auth, dict) else None
+    if not isinstance(token, str) or not token:
+        raise UnusableAnswer("the login answer has no auth.client_token")
+    return token
 
 
 class _AuthMethod:
@@ -58,12 +78,10 @@ class ApproleAuth(_AuthMethod):
     required = ("role_id", "secret_id")
 
     def authenticate(self, client):
-        client.auth.approle.login(
-            role_id=self.params["role_id"],
-            secret_id=self.params["secret_id"],
-            mount_point=self.params["approle_mount_point"],
-            use_token=True,
-        )
+        path = "/v1/auth/%s/login" % self.params["approle_mount_point"].strip("/")
+        answer = client.adapter.post(path, json={"role_id": self.params["role_id"],
+                                                 "secret_id": self.params["secret_id"]})
+        client.token = _token_of(answer)
 
 
 class CertAuth(_AuthMethod):
@@ -83,10 +101,7 @@ class CertAuth(_AuthMethod):
         if self.params.get("cert_auth_role"):
             body["name"] = self.params["cert_auth_role"]
         path = "/v1/auth/%s/login" % self.params["cert_auth_mount_point"].strip("/")
-        response = client.adapter.post(path, json=body)
-        if hasattr(response, "json"):
-            response = response.json()
-        client.token = response["auth"]["client_token"]
+        client.token = _token_of(client.adapter.post(path, json=body))
 
 
 AUTH_METHODS = {cls.name: cls for cls in (TokenAuth, ApproleAuth, CertAuth)}

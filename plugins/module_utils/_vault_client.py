@@ -53,6 +53,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault_auth import (
     AUTH_METHODS,
     AuthError,
+    UnusableAnswer,
 )
 
 __all__ = [
@@ -356,6 +357,8 @@ class VaultConnection:
         while_ = " while %s" % what if what else ""
         if isinstance(exc, AuthError):
             return str(exc)
+        if isinstance(exc, UnusableAnswer):
+            return "%s gave no usable answer%s: %s" % (where, while_, exc)
         if isinstance(exc, MissingLibraryError):
             return "cannot talk to %s%s: %s" % (where, while_, exc)
         # hvac's and requests' exceptions can only come when they were imported.

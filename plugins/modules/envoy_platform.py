@@ -19,7 +19,9 @@ description:
     the role needs only the C(min) subset of facts (the C(hardware) subset takes half a
     second on a Raspberry Pi), the time synchronisation clients installed, and whether
     the host is a container.
-  - Envoy publishes amd64 and arm64 builds only. Its allocator needs a 48-bit address
+  - Envoy publishes amd64 and arm64 builds only, for 64-bit OSes; a 32-bit OS on a
+    64-bit kernel (Raspberry Pi OS 32-bit on a Pi 4 or 5, where C(uname -m) says
+    C(aarch64)) is refused too. Its allocator needs a 48-bit address
     space on arm64 and crashes at every start on kernels built with 39-bit VA, as some
     Raspberry Pi kernels are. This module fails with a message that names the fix
     instead of leaving a crash-looping unit behind.
@@ -109,6 +111,7 @@ from ansible_collections.mailmesh.imap.plugins.module_utils._envoy_platform impo
     ARCHES,
     platform_problem,
     probe_va_bits,
+    userland_bits,
 )
 
 
@@ -136,8 +139,10 @@ def main():
         supports_check_mode=True,
     )
     machine = os.uname()[4]
-    va_bits = probe_va_bits()
-    problem = platform_problem(machine, va_bits) or ""
+    bits = userland_bits()
+    # A 32-bit process cannot measure a 64-bit address space: not probed then.
+    va_bits = probe_va_bits() if bits >= 64 else None
+    problem = platform_problem(machine, va_bits, bits) or ""
     result = dict(changed=False, machine=machine, arch=ARCHES.get(machine.lower(), ""),
                   va_bits=va_bits, cpus=os.cpu_count() or 1, time_sync=time_sync_clients(),
                   container=in_container(), problem=problem)

@@ -45,3 +45,15 @@ def test_store_problems_after_the_facts(tmp_path):
     assert proc.returncode != 0, output
     assert 'mail store store1: no usable IP address (\\"not-an-ip\\")' in output, output
     assert "nginx_mail_ssl_verify_client needs nginx_mail_ssl_client_certificate" in output, output
+
+
+def test_a_user_pinned_to_a_store_that_does_not_exist(tmp_path):
+    proc, output = _preflight(tmp_path, nginx_mail_user_map={"alice@example.test": "store1",
+                                                             "bob@example.test": "store9"})
+    assert proc.returncode != 0, output
+    assert "nginx_mail_user_map sends bob@example.test to store9, which is not in nginx_mail_upstream_stores" \
+        in output, output
+    assert "nginx_mail_user_map_allow_unknown_stores" in output, output
+    proc, output = _preflight(tmp_path, nginx_mail_user_map={"bob@example.test": "store9"},
+                              nginx_mail_user_map_allow_unknown_stores=True)
+    assert proc.returncode == 0, output

@@ -653,6 +653,130 @@ def test_existing_mail_survives_a_store_config_change_and_a_rerun(gw_ip, tls_con
             _close(client)
 
 
+# --- hostile clients: each is refused or held alone, and everyone else logs in ----------
+# (docs/reliability.md lists them.) Every loop here is bounded in count and in time.
+
+
+def _login_works(gw_ip, tls_context, user="alice@example.test"):
+    """A real user logs in through the gateway and selects INBOX."""
+    client = _imaps(gw_ip, tls_context)
+    try:
+        assert client.login(user, USERS[user])[0] == "OK"
+        assert client.select("INBOX")[0] == "OK"
+        client.logout()
+    finally:
+        _close(client)
+
+
+def _read_until_closed(sock, limit=15.0):
+    """Everything the peer sends until it closes the connection; fails after limit seconds."""
+    received = b""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            break
+        except (ConnectionResetError, ssl.SSLError):
+            return received, True
+        if not chunk:
+            return received, True
+        received += chunk
+    return received, False
+
+
+def _tls_greeted(gw_ip, tls_context):
+    """A TLS connection to 993 that has read NGINX's greeting."""
+    sock = tls_context.wrap_socket(socket.create_connection((gw_ip, 993), 10), server_hostname=GATEWAY)
+    sock.settimeout(10)
+    greeting = sock.recv(4096)
+    assert greeting.startswith(b"* OK"), greeting
+    return sock
+
+
+def test_plain_imap_on_the_tls_port_is_dropped_and_others_log_in(gw1, gw_ip, tls_context):
+    pid = gw1.file("/run/nginx.pid").content_string.strip()
+    with socket.create_connection((gw_ip, 993), 10) as sock:
+        sock.sendall(b"a1 LOGIN alice@example.test alice-secret\r\n")
+        received, closed = _read_until_closed(sock)
+    assert closed, "a client speaking plain IMAP on 993 was kept open: %r" % received[:200]
+    # No IMAP answer in clear: at most a TLS alert record (content type 21).
+    assert b"OK" not in received and b"BAD" not in received, received[:200]
+    assert received == b"" or received[:1] == b"\x15", received[:200]
+    _login_works(gw_ip, tls_context)
+    assert gw1.file("/run/nginx.pid").content_string.strip() == pid
+
+
+@pytest.mark.parametrize("command", [
+    pytest.param(b"a1 LOGIN " + b"x" * 65536 + b" y\r\n", id="64k-line"),
+    pytest.param(b"a1 " + b"NOOP " * 20000, id="100k-without-end-of-line"),
+    # NGINX answers the announcement with "+ OK", then refuses what overflows its buffer.
+    pytest.param(b"a1 LOGIN {4294967296}\r\n" + b"x" * 65536, id="4g-literal"),
+])
+def test_a_huge_command_before_login_is_refused_and_the_connection_closed(command, gw1, gw_ip, tls_context):
+    pid = gw1.file("/run/nginx.pid").content_string.strip()
+    sock = _tls_greeted(gw_ip, tls_context)
+    try:
+        try:
+            sock.sendall(command)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass  # NGINX closed while the rest was on its way: the refusal itself
+        received, closed = _read_until_closed(sock)
+    finally:
+        sock.close()
+    assert closed, "NGINX kept a connection open after %d bytes of one command: %r" % (len(command), received[:200])
+    assert b"a1 OK" not in received, received[:200]
+    _login_works(gw_ip, tls_context, "bob@example.test")
+    assert gw1.file("/run/nginx.pid").content_string.strip() == pid, "NGINX restarted"
+
+
+def test_an_unterminated_literal_holds_only_its_own_connection(gw1, gw_ip, tls_context):
+    sock = _tls_greeted(gw_ip, tls_context)
+    try:
+        sock.sendall(b"a1 LOGIN {64}\r\n")
+        continuation = sock.recv(4096)
+        assert continuation.startswith(b"+"), continuation
+        sock.sendall(b"alice@exa")  # 9 of the 64 bytes announced, and nothing more
+        # While it waits, other users log in through both ports.
+        _login_works(gw_ip, tls_context)
+        client = _starttls(gw_ip, tls_context)
+        try:
+            assert client.login("user01@example.test", USERS["user01@example.test"])[0] == "OK"
+            client.logout()
+        finally:
+            _close(client)
+        # The half-sent login got no answer: nothing was authenticated.
+        sock.settimeout(1)
+        with pytest.raises(socket.timeout):
+            sock.recv(4096)
+    finally:
+        sock.close()
+    assert gw1.service(SERVICE).is_running, _journal(gw1)
+
+
+def test_two_thousand_idle_connections_do_not_lock_others_out(gw1, gw_ip, tls_context):
+    """2,000 connections that never start TLS (bounded in count, 60 s to open them):
+    NGINX holds them within its worker_connections, and a real user still logs in."""
+    pid = gw1.file("/run/nginx.pid").content_string.strip()
+    held = []
+    deadline = time.monotonic() + 60
+    try:
+        for _index in range(2000):
+            if time.monotonic() > deadline:
+                break
+            held.append(socket.create_connection((gw_ip, 993), 5))
+        assert len(held) == 2000, "only %d connections opened in 60 s" % len(held)
+        _login_works(gw_ip, tls_context)  # within the client's 15 s timeout
+    finally:
+        for sock in held:
+            sock.close()
+    _login_works(gw_ip, tls_context, "bob@example.test")
+    assert gw1.file("/run/nginx.pid").content_string.strip() == pid, "NGINX restarted"
+    errors = gw1.run("grep -c 'worker_connections are not enough' /var/log/nginx/error.log").stdout.strip()
+    assert errors in ("", "0"), "NGINX ran out of worker connections (%s times)" % errors
+
+
 # --- restarts and the system call filter ---------------------------------------------
 
 

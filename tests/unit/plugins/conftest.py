@@ -8,6 +8,7 @@ import ipaddress
 import json
 import ssl
 import threading
+import time
 
 import pytest
 from cryptography import x509
@@ -93,7 +94,8 @@ def tls_files(tmp_path_factory):
 
 
 class FakeVault:
-    """Answers GET and POST <path> from ``routes`` {path: (status, body)}; 404 for anything else.
+    """Answers GET and POST <path> from ``routes`` {path: (status, body)} or, slowly,
+    {path: (status, body, seconds to wait first)}; 404 for anything else.
 
     ``requests`` keeps (path, headers, client certificate subject or None) per request.
     """
@@ -109,7 +111,9 @@ class FakeVault:
                 peer = self.connection.getpeercert() if tls_files else None
                 subject = dict(item[0] for item in peer["subject"]) if peer else None
                 fake.requests.append((self.path, dict(self.headers), subject))
-                status, body = fake.routes.get(self.path, (404, {"errors": []}))
+                status, body, *delay = fake.routes.get(self.path, (404, {"errors": []}))
+                if delay:  # a slow Vault: (status, body, seconds)
+                    time.sleep(delay[0])
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

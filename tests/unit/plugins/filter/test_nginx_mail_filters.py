@@ -112,6 +112,20 @@ def test_input_problems_refused_login_settings(attempts, delay, burst, refused):
     assert message.startswith("nginx_mail_auth_max_attempts must be between 2 and 10") is refused, message
 
 
+def test_input_problems_user_pinned_to_a_store_that_does_not_exist():
+    user_map = {"alice@example.test": "store1", "bob@example.test": "stroe2", "carol@example.test": "stroe2"}
+    message = plugin.nginx_mail_input_problems(["store1", "store2"], 5, 10, 20, user_map, False)
+    assert message == (
+        "nginx_mail_user_map sends bob@example.test, carol@example.test to stroe2, which is not in "
+        "nginx_mail_upstream_stores (store1, store2): fix the store's name, add the store to the inventory "
+        "group mailstores, or set nginx_mail_user_map_allow_unknown_stores to true to answer its users NO "
+        "until it exists.")
+    # Accepted when asked (a store announced before it is deployed), as a string from a variable too.
+    for allow in (True, "true", "True", "yes"):
+        assert plugin.nginx_mail_input_problems(["store1"], 5, 10, 20, user_map, allow) == ""
+    assert plugin.nginx_mail_input_problems(["store1", "stroe2"], 5, 10, 20, user_map, "false") == ""
+
+
 def test_input_problems_user_map_must_be_a_dict():
     with pytest.raises(AnsibleFilterError, match="nginx_mail_user_map must be a dictionary"):
         plugin.nginx_mail_input_problems(["s"], 5, 10, 20, ["alice"])

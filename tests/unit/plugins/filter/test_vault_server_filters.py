@@ -1,6 +1,8 @@
 """Unit tests for the vault_server_input_problems filter (plugins/filter/vault_server.py),
 the message of the vault_server role's preflight check."""
 
+import base64
+
 import pytest
 from ansible.errors import AnsibleFilterError
 
@@ -117,3 +119,20 @@ def test_node_urls_take_the_inventory_value_or_the_default():
     hostvars = {"vault1": {"vault_server_url": "https://vault1.example.net:8443"}, "vault2": {}}
     assert plugin.vault_node_urls(["vault1", "vault2", "vault3"], hostvars, 8200) == [
         "https://vault1.example.net:8443", "https://vault2:8200", "https://vault3:8200"]
+
+
+@pytest.mark.parametrize("content, expected", [
+    ('{"secret_id": "s-1", "role_id": "r"}', "s-1"),
+    ('{"secret_id": "s-1", "role_id": "r', ""),  # cut short
+    ("<html>not json</html>", ""),
+    ('["secret_id"]', ""),
+    ('{"secret_id": 7}', ""),
+    ('{"secret_id": "  "}', ""),
+    ("", ""),
+])
+def test_approle_file_secret_id_counts_a_corrupt_file_as_none(content, expected):
+    encoded = base64.b64encode(content.encode()).decode()
+    assert plugin.approle_file_secret_id(encoded) == expected
+    # Not base64 or not UTF-8 at all: none either, and no exception that would show the content.
+    assert plugin.approle_file_secret_id("%%% not base64") == ""
+    assert plugin.approle_file_secret_id(base64.b64encode(b"\xff\xfe").decode()) == ""

@@ -7,6 +7,7 @@ import pytest
 from ansible_collections.mailmesh.imap.plugins.module_utils._envoy_platform import (
     platform_problem,
     probe_va_bits,
+    userland_bits,
 )
 
 
@@ -62,6 +63,21 @@ def test_unsupported_machine_names_a_64_bit_os(machine):
         assert "amd64 (x86_64) and arm64 (aarch64) only" in problem
         assert "64-bit OS" in problem
         assert "Fix:" in problem
+
+
+@pytest.mark.parametrize("machine", ["aarch64", "arm64", "x86_64"])
+def test_a_32_bit_os_on_a_64_bit_kernel_is_refused(machine):
+    """Raspberry Pi OS 32-bit boots a 64-bit kernel on a Pi 4 or 5: uname -m says aarch64,
+    but the OS (and its Python) is armhf, and Envoy's arm64 build cannot run there."""
+    problem = platform_problem(machine, None, 32)
+    assert problem is not None
+    assert "32-bit OS on a 64-bit %s kernel" % machine in problem
+    assert "install a 64-bit OS" in problem and "Fix:" in problem
+    assert platform_problem(machine, 48, 64) is None
+
+
+def test_this_hosts_userland_is_64_bit():
+    assert userland_bits() == 64
 
 
 def test_probe_on_this_host():
