@@ -452,7 +452,9 @@ class CertKeeper:
         chain = []  # type: List[Any]
         for pem in chain_pems:
             chain.extend(pki.load_certificates(pem))
-        return cert, chain
+        # The chain files hold what a server sends after its own certificate: the
+        # intermediate(s), not the root (clients trust it from their CA bundle).
+        return cert, pki.without_roots(chain)
 
     def explain_bad_request(self, exc, names):
         errors = "; ".join(" ".join(str(e).split()) for e in (getattr(exc, "errors", None) or [exc]))
