@@ -160,3 +160,41 @@ def logins_via(gateway_host, users):
     """How many LOGINs of these users this gateway's NGINX has proxied."""
     log = gateway_host.run("cat /var/log/nginx/error.log").stdout
     return sum(log.count('login: "%s", upstream' % user) for user in users)
+
+
+def largest_id_command(tag="a1"):
+    """An RFC 2971 ID of the largest size a client may send: 30 field-value pairs, each
+    field 30 octets and each value 1024 octets, as quoted strings in one line (about
+    32 KB)."""
+    pairs = " ".join('"%s" "%s"' % (("field%02d" % index).ljust(30, "x"), ("value%02d " % index).ljust(1024, "v"))
+                     for index in range(30))
+    return ("%s ID (%s)\r\n" % (tag, pairs)).encode("ascii")
+
+
+def pre_login_id_then_login(sock, user, password):
+    """Over a connected IMAP socket (greeting not yet read): the largest ID, then
+    CAPABILITY and LOGIN in the same connection. Returns the lines read, by command:
+    {"greeting", "id", "capability", "login"}, each the list of lines up to the tagged
+    answer ([] and "closed" at the end when the server closed the connection)."""
+    reader = sock.makefile("rb")
+    result = {"greeting": [reader.readline().decode("ascii", "replace").rstrip()]}
+    for name, tag, command in (("id", b"a1", largest_id_command("a1")),
+                               ("capability", b"a2", b"a2 CAPABILITY\r\n"),
+                               ("login", b"a3", ('a3 LOGIN "%s" "%s"\r\n' % (user, password)).encode())):
+        lines = []
+        try:
+            sock.sendall(command)
+            while True:
+                line = reader.readline()
+                if not line:
+                    lines.append("closed")
+                    break
+                lines.append(line.decode("ascii", "replace").rstrip())
+                if line.startswith(tag + b" "):
+                    break
+        except OSError as exc:
+            lines.append("closed: %r" % exc)
+        result[name] = lines
+        if lines and lines[-1].startswith("closed"):
+            break
+    return result

@@ -86,7 +86,28 @@ def nginx_mail_state_files(files, texts, staging_dir, live_dir, subdir):
     return result
 
 
-def nginx_mail_input_problems(stores, max_attempts, delay, burst, user_map, allow_unknown_stores=True):
+# NGINX's size syntax (ngx_parse_size): a number of bytes, k or m.
+SIZE_PATTERN = r"^[0-9]+[kKmM]?$"
+# The smallest imap_client_buffer that holds the largest RFC 2971 ID of plain quoted
+# strings: 30 pairs of a 30-octet field and a 1024-octet value, quoted, in one line.
+IMAP_CLIENT_BUFFER_MIN = 32 * 1024
+# Capabilities NGINX must not advertise before login: ID (it answers BAD), LITERAL+ and
+# LITERAL- (a non-synchronizing literal in a command NGINX does not know closes the
+# connection).
+PRE_LOGIN_REFUSED_CAPABILITIES = ("ID", "LITERAL+", "LITERAL-")
+
+
+def nginx_size(value):
+    """Bytes of an NGINX size ("64k", "1m", "65536"); None when it is not one."""
+    text = to_text(value, nonstring="simplerepr").strip()
+    if not matches(text, SIZE_PATTERN):
+        return None
+    scale = {"k": 1024, "m": 1024 * 1024}.get(text[-1].lower(), 1)
+    return int(text.rstrip("kKmM"), 10) * scale
+
+
+def nginx_mail_input_problems(stores, max_attempts, delay, burst, user_map, allow_unknown_stores=True,
+                              client_buffer=None, capabilities=None):
     """What the preflight refuses before the stores' facts, one sentence per problem.
 
     A login mapped to a store that is not in ``stores`` is refused unless
@@ -115,12 +136,51 @@ def nginx_mail_input_problems(stores, max_attempts, delay, burst, user_map, allo
                          "fix the store's name, add the store to the inventory group mailstores, or set "
                          "nginx_mail_user_map_allow_unknown_stores to true to answer its users NO until it exists."
                          % (", ".join(logins), store, ", ".join(to_text(name) for name in stores) or "none"))
+    if client_buffer is not None:
+        size = nginx_size(client_buffer)
+        if size is None or size < IMAP_CLIENT_BUFFER_MIN:
+            found.append("nginx_mail_imap_client_buffer must be a size NGINX reads (65536, 64k, 1m) of at least "
+                         "32k, to hold the largest ID command a client may send before login (RFC 2971); it is %s."
+                         % json_text(client_buffer))
+    refused = sorted(set(to_text(capability, nonstring="simplerepr").upper() for capability in capabilities or [])
+                     & set(PRE_LOGIN_REFUSED_CAPABILITIES))
+    if refused:
+        found.append("nginx_mail_imap_capabilities must not list %s: NGINX answers ID with BAD, and closes the "
+                     "connection on a non-synchronizing literal (LITERAL+, LITERAL-) in a command it does not "
+                     "know. Remove them; after login the store's own list comes through."
+                     % ", ".join(refused))
     return sentences(found)
 
 
-def nginx_mail_store_problems(stores, verify_client, client_certificate):
-    """What the preflight refuses after the stores' facts, one sentence per problem."""
+# The dovecot role's default for dovecot_proxy_address: the stores' PROXY listener on
+# loopback, for an Envoy ingress in front of it.
+DOVECOT_PROXY_ADDRESS_DEFAULT = "127.0.0.1"
+
+
+def _loopback(address):
+    """True for an address only the host itself reaches."""
+    text = to_text(address, nonstring="simplerepr").strip().strip("[]")
+    return text.startswith("127.") or text in ("::1", "localhost")
+
+
+def nginx_mail_store_problems(stores, verify_client, client_certificate, overrides=None, hostvars=None):
+    """What the preflight refuses after the stores' facts, one sentence per problem.
+
+    With overrides and hostvars: a store of the inventory that NGINX would reach directly
+    (no override) while its Dovecot PROXY listener is on loopback (its
+    dovecot_proxy_address, the dovecot role's default 127.0.0.1 when unset)."""
     found = []
+    for store in stores:
+        name = store["name"]
+        if hostvars is None or name in (overrides or {}) or name not in hostvars:
+            continue
+        proxy_address = _hostvars_of(hostvars, name).get("dovecot_proxy_address", DOVECOT_PROXY_ADDRESS_DEFAULT)
+        if _loopback(proxy_address):
+            found.append("mail store %s: its Dovecot PROXY listener is on loopback (dovecot_proxy_address %s), so "
+                         "the gateways cannot reach it directly. Carry the gateways' connections with Envoy "
+                         "(an egress here, nginx_mail_upstream_overrides['%s'], and an ingress on the store), "
+                         "or set dovecot_proxy_address for %s to an address the gateways reach."
+                         % (jinja_text(name), json_text(proxy_address), jinja_text(name), jinja_text(name)))
     for store in stores:
         address, port = store["address"], store["port"]
         if len(address) == 0 or not matches(address, IP_PATTERN) or port <= 0 or port >= 65536:

@@ -12,6 +12,7 @@ __metaclass__ = type
 import base64
 import binascii
 import json
+import ipaddress
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
@@ -31,6 +32,41 @@ def _is_list(value):
     except Exception:  # pylint: disable=broad-except
         return False
     return not isinstance(value, str)
+
+
+# The listener's TLS 1.2 suites the role accepts (Go names): Mozilla's intermediate
+# profile, ECDHE with AEAD ciphers.
+TLS_CIPHER_SUITES = (
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+)
+
+
+def _cidr_problem(name, cidrs, node):
+    """The sentence for a host's vault_server_client_bound_cidrs, or None when it is good:
+    a list of IPv4/IPv6 networks (or single addresses) that, on a Vault node (which logs
+    in to itself over loopback), covers 127.0.0.1."""
+    if not _is_list(cidrs):
+        return ("%s: vault_server_client_bound_cidrs must be a list of CIDRs (it is %s)."
+                % (jinja_text(name), to_text(cidrs, nonstring="simplerepr")))
+    bad, networks = [], []
+    for value in cidrs:
+        try:
+            networks.append(ipaddress.ip_network(to_text(value, nonstring="simplerepr").strip(), strict=False))
+        except ValueError:
+            bad.append(to_text(value, nonstring="simplerepr"))
+    if bad:
+        return ("%s: vault_server_client_bound_cidrs holds %s, not an IPv4 or IPv6 network; write CIDRs such "
+                "as 192.0.2.0/24 or 2001:db8::/48, or single addresses." % (jinja_text(name), _join(bad)))
+    loopback = ipaddress.ip_address("127.0.0.1")
+    if node and networks and not any(loopback in network for network in networks if network.version == 4):
+        return ("%s: vault_server_client_bound_cidrs must include 127.0.0.1 on a Vault node (it logs in to "
+                "itself over loopback for its listener certificate)." % jinja_text(name))
+    return None
 
 
 def _problems(spec, hostvars):
@@ -62,6 +98,10 @@ def _problems(spec, hostvars):
                 and _is_list(host_vars.get("vault_server_client_ip_sans", []))):
             found.append("%s: vault_server_client_alt_names must be a list of DNS names and "
                          "vault_server_client_ip_sans a list of IP addresses." % jinja_text(name))
+        problem = _cidr_problem(name, host_vars.get("vault_server_client_bound_cidrs", []),
+                                name in list(spec["nodes"]) or name == host)
+        if problem:
+            found.append(problem)
     play_hosts_all = list(spec["play_hosts_all"])
     nodes = list(spec["nodes"]) or [host]
     if len(nodes) not in (1, 3, 5):
@@ -77,6 +117,10 @@ def _problems(spec, hostvars):
         found.append("vault_server runs on every node of the cluster at once; this play leaves out %s "
                      "(--limit or the play's hosts): target all of vault_servers (%s)."
                      % (_join(missing), _join(nodes)))
+    suites = spec["tls_cipher_suites"]
+    if not _is_list(suites) or len(suites) == 0 or any(suite not in TLS_CIPHER_SUITES for suite in suites):
+        found.append("vault_server_tls_cipher_suites must be a non-empty list of %s (it is %s)."
+                     % (_join(TLS_CIPHER_SUITES), to_text(suites, nonstring="simplerepr")))
     seal = spec["seal"]
     if seal == "static" and flavor != "openbao":
         found.append("vault_server_seal 'static' is OpenBao's static key seal; with vault_server_flavor '%s' "
@@ -93,8 +137,8 @@ def vault_server_input_problems(spec, hostvars):
     spec: host, architecture, architectures, install_method, flavor, apt_key_url,
     apt_repository_url, secret_threshold, secret_shares, client_hosts, pki_groups,
     play_hosts, play_hosts_all, nodes (the hosts of vault_servers), seal, transit_address,
-    transit_token_set. hostvars: Ansible's hostvars (group_names, and the
-    vault_server_client_* names of the play's hosts and the client hosts).
+    transit_token_set, tls_cipher_suites. hostvars: Ansible's hostvars (group_names, and the
+    vault_server_client_* names and bound CIDRs of the play's hosts and the client hosts).
     """
     try:
         return sentences(_problems(spec, hostvars))

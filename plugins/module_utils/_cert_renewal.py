@@ -457,7 +457,9 @@ class CertKeeper:
             # A truncated or garbled answer (a proxy, a broken connection): nothing is written.
             raise RenewalError("Vault at %s returned no usable certificate while %s: %s"
                                % (self.connection.url, what, " ".join(str(exc).split())[:200]))
-        return cert, chain
+        # The chain files hold what a server sends after its own certificate: the
+        # intermediate(s), not the root (clients trust it from their CA bundle).
+        return cert, pki.without_roots(chain)
 
     def explain_bad_request(self, exc, names):
         errors = "; ".join(" ".join(str(e).split()) for e in (getattr(exc, "errors", None) or [exc]))

@@ -63,6 +63,7 @@ __all__ = [
     "certificate_pem",
     "build_csr",
     "issued_by",
+    "without_roots",
     "sign_request_params",
     "names_differ",
     "renewal_reasons",
@@ -168,6 +169,16 @@ def load_certificates(data):
     if not blocks:
         raise ValueError("no PEM certificate found")
     return [x509.load_pem_x509_certificate(block) for block in blocks]
+
+
+def without_roots(certs):
+    # type: (List[x509.Certificate]) -> List[x509.Certificate]
+    """The CA certificates a server sends after its own: ``certs`` without the
+    self-signed ones (the root, which clients hold already and TLS does not need). When
+    only self-signed ones are left (a certificate issued by the root itself) they stay,
+    so the chain file is never empty."""
+    kept = [cert for cert in certs if cert.issuer != cert.subject]
+    return kept or list(certs)
 
 
 def load_private_key(data):
@@ -435,11 +446,15 @@ def renewal_reasons(
         if ca_cert is not None:
             if not issued_by(cert, ca_cert):
                 reasons.add("issuer_changed")
-            elif isinstance(chain, list) and chain[0] != ca_cert:
+            elif isinstance(chain, list) and chain and chain[0] != ca_cert:
                 reasons.add("issuer_changed")
         if isinstance(fullchain, list):
             if fullchain[0] != cert:
                 reasons.add("chain_mismatch")
             elif isinstance(chain, list) and fullchain[1:] != chain:
+                reasons.add("chain_mismatch")
+        # A chain written before the root was left out: rewritten once, without it.
+        for certs in (chain, (fullchain[1:] if isinstance(fullchain, list) else None)):
+            if isinstance(certs, list) and without_roots(certs) != certs:
                 reasons.add("chain_mismatch")
     return [reason for reason in REASONS if reason in reasons]

@@ -56,11 +56,17 @@ options:
     description: Number of logins a secret ID allows (C(0) = unlimited).
     type: int
   secret_id_bound_cidrs:
-    description: CIDRs from which a secret ID may be used to log in.
+    description:
+      - CIDRs (or single addresses) from which a secret ID of the role may be used to log
+        in; V([]) removes a binding, an unset option leaves the role's as it is.
+      - An entry that is not an IPv4 or IPv6 network fails the task before anything is
+        written, naming this option.
     type: list
     elements: str
   token_bound_cidrs:
-    description: CIDRs from which issued tokens may be used.
+    description:
+      - CIDRs (or single addresses) from which tokens issued to the role may be used;
+        V([]) removes a binding. Checked as O(secret_id_bound_cidrs).
     type: list
     elements: str
   bind_secret_id:
@@ -145,15 +151,20 @@ DURATIONS = ("token_ttl", "token_max_ttl", "secret_id_ttl")
 CIDRS = ("secret_id_bound_cidrs", "token_bound_cidrs")
 
 
-def normalize_cidrs(values):
-    """CIDRs as Vault stores them: a single address (/32, /128) as the bare address."""
+def normalize_cidrs(values, strict=False):
+    """CIDRs as Vault stores them: a single address (/32, /128) as the bare address.
+    None (a role without a binding) reads as []. With strict, an entry that is not a
+    network raises ValueError naming it; else it is kept as it is."""
     if values is None:
-        return None
+        return []
     result = []
     for value in values:
         try:
             net = ipaddress.ip_network(str(value).strip(), strict=False)
         except ValueError:
+            if strict:
+                raise ValueError("%r is not an IPv4 or IPv6 network (a CIDR such as 192.0.2.0/24 "
+                                 "or 2001:db8::/48, or a single address)" % (value,))
             result.append(str(value).strip())
             continue
         if net.prefixlen == net.max_prefixlen:
@@ -192,9 +203,16 @@ def main():
             except ValueError as exc:
                 module.fail_json(msg="%s: %s" % (key, exc))
 
+    # Compared as Vault reads them back (a /32 as the bare address), written as CIDRs
+    # (Vault refuses a bare address in secret_id_bound_cidrs).
+    written = {}
     for key in CIDRS:
         if key in wanted:
-            wanted[key] = normalize_cidrs(wanted[key])
+            try:
+                wanted[key] = normalize_cidrs(wanted[key], strict=True)
+            except ValueError as exc:
+                module.fail_json(msg="%s: %s; nothing was written." % (key, exc))
+            written[key] = [str(ipaddress.ip_network(value, strict=False)) for value in wanted[key]]
 
     client = module.client()
     try:
@@ -232,7 +250,7 @@ def main():
     changed = live is None or bool(changed_keys)
 
     if changed and not module.check_mode:
-        body = {key: wanted[key] for key in changed_keys}  # AppRole updates are partial
+        body = {key: written.get(key, wanted[key]) for key in changed_keys}  # AppRole updates are partial
         try:
             api_write(client, path, body)
             after = _shown(wanted, api_read(client, path) or {})

@@ -156,11 +156,15 @@ options:
     required: true
   chain_path:
     description:
-      - Where to write the CA chain (issuing CA first). Not written when omitted.
+      - Where to write the CA chain (issuing CA first) without the self-signed root, which
+        clients hold in their CA bundle and TLS does not need; a chain file written with
+        the root by an earlier release is rewritten once (reason C(chain_mismatch)). Not
+        written when omitted.
     type: path
   fullchain_path:
     description:
-      - Where to write the certificate followed by the CA chain. Not written when omitted.
+      - Where to write the certificate followed by the CA chain (without the root, as
+        O(chain_path)) - what a server sends. Not written when omitted.
     type: path
   cert_mode:
     description:
@@ -233,7 +237,7 @@ EXAMPLES = r"""
     ttl: 720h
     cert_path: /etc/envoy/tls/cert.pem
     key_path: /etc/envoy/tls/key.pem
-    chain_path: /etc/envoy/tls/ca.pem
+    chain_path: /etc/envoy/tls/chain.pem
     fullchain_path: /etc/envoy/tls/fullchain.pem
     owner: root
     group: envoy
@@ -340,7 +344,7 @@ chain_path:
   description: Path of the CA chain file, if managed.
   returned: always
   type: str
-  sample: /etc/envoy/tls/ca.pem
+  sample: /etc/envoy/tls/chain.pem
 fullchain_path:
   description: Path of the full chain file, if managed.
   returned: always

@@ -119,3 +119,48 @@ def test_approle_secret_id(bao, run_module, approle_mount):
     result = run_module("vault_approle_secret_id", bao.connection(
         mount_point=approle_mount, role_name="missing"))
     assert result.failed and "missing" in result["msg"] and bao.url in result["msg"]
+
+
+def test_approle_role_bound_cidrs(bao, run_module, approle_mount):
+    """A host with a fixed address: its secret ID and tokens work from its own network
+    only. The server sees this test's logins from 127.0.0.1."""
+    base = bao.connection(mount_point=approle_mount, role_name="fixed", token_policies=["default"])
+    assert run_module("vault_approle_role", base).changed
+    # no binding asked, none there: [] reads as Vault's unset value, so nothing to change
+    assert not run_module("vault_approle_role", dict(base, secret_id_bound_cidrs=[], token_bound_cidrs=[])).changed
+
+    # a bad entry fails naming the option, and nothing is written
+    result = run_module("vault_approle_role", dict(base, secret_id_bound_cidrs=["10.0.0.0/8", "10.0.0.300/32"],
+                                                   token_bound_cidrs=["10.0.0.0/8"]))
+    assert result.failed
+    assert result["msg"].startswith("secret_id_bound_cidrs: '10.0.0.300/32' is not an IPv4 or IPv6 network")
+    assert not _role(bao, approle_mount, "fixed").get("token_bound_cidrs")
+
+    secret = run_module("vault_approle_secret_id", bao.connection(mount_point=approle_mount, role_name="fixed"))
+    role_id, secret_id = secret["role_id"], secret["secret_id"]
+
+    def login():
+        return bao.client(token="none").auth.approle.login(role_id=role_id, secret_id=secret_id,
+                                                           mount_point=approle_mount, use_token=False)
+
+    # bound elsewhere: the existing secret ID is refused from here
+    elsewhere = dict(base, secret_id_bound_cidrs=["192.0.2.0/24"], token_bound_cidrs=["192.0.2.0/24"])
+    result = run_module("vault_approle_role", elsewhere)
+    assert result.changed and result["changed_keys"] == ["secret_id_bound_cidrs", "token_bound_cidrs"]
+    assert not run_module("vault_approle_role", elsewhere).changed
+    with pytest.raises(Exception):
+        login()
+
+    # bound to this host's network (a single address as Vault stores it): it works
+    here = dict(base, secret_id_bound_cidrs=["127.0.0.1/32"], token_bound_cidrs=["127.0.0.0/8"])
+    result = run_module("vault_approle_role", here)
+    assert result.changed, result.get("msg")
+    assert not run_module("vault_approle_role", dict(here, secret_id_bound_cidrs=["127.0.0.1"])).changed
+    token = login()["auth"]["client_token"]
+    assert bao.client(token=token).auth.token.lookup_self()["data"]["id"] == token
+
+    # [] removes the binding
+    result = run_module("vault_approle_role", dict(base, secret_id_bound_cidrs=[], token_bound_cidrs=[]))
+    assert result.changed
+    assert not _role(bao, approle_mount, "fixed").get("secret_id_bound_cidrs")
+    assert login()["auth"]["client_token"]

@@ -24,12 +24,15 @@ import ipaddress
 import json
 import os
 import pathlib
+import socket
+import ssl
 import subprocess
 import sys
 import time
 
 import pytest
 import requests
+import yaml
 
 from ansible_collections.mailmesh.imap.tests.integration._support import (
     ROOT,
@@ -286,6 +289,24 @@ def self_signed(directory: pathlib.Path):
     return cert_path, key_path
 
 
+ROLE_DEFAULTS = yaml.safe_load(
+    (pathlib.Path(__file__).resolve().parents[2] / "roles" / "vault_server" / "defaults" / "main.yml").read_text())
+
+
+def tls12_handshake(port, ciphers):
+    """Whether a TLS 1.2 client offering only ``ciphers`` gets through to 127.0.0.1:port."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(ciphers)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        try:
+            with context.wrap_socket(sock, server_hostname="localhost"):
+                return True
+        except ssl.SSLError:
+            return False
+
+
 def render_role_config(tmp_path, variables):
     """roles/vault_server's server.hcl.j2 rendered by Ansible's template module (the
     role's variables as extra vars, in a 0600 file: they hold the transit token)."""
@@ -333,6 +354,7 @@ def test_transit_seal_as_the_role_renders_it(tmp_path, nodes, run_module):
             "vault_server_port": port,
             "vault_server_cluster_port": cluster_port,
             "vault_server_listen_address": "127.0.0.1",
+            "vault_server_tls_cipher_suites": ROLE_DEFAULTS["vault_server_tls_cipher_suites"],
             "vault_server_ca_file": str(cert),
             "__vault_server_data_dir": str(tmp_path / "data"),
             "__vault_server_nodes": ["localhost"],
@@ -358,6 +380,10 @@ def test_transit_seal_as_the_role_renders_it(tmp_path, nodes, run_module):
         nodes.append(node)
         args = {"url": url, "ca_cert": str(cert), "recovery_shares": 3, "recovery_threshold": 2,
                 "wait_timeout": 20}
+
+        # the listener takes the role's TLS 1.2 suites: AES-GCM yes, CBC with SHA-1 no
+        assert tls12_handshake(port, "ECDHE-ECDSA-AES128-GCM-SHA256")
+        assert not tls12_handshake(port, "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA")
 
         # initialize: recovery keys; unsealed by the transit seal
         assert node.status()["type"] == "transit"

@@ -15,6 +15,7 @@ import time
 import mesh_checks
 import pytest
 import testinfra
+import tls_scan
 import unit_checks
 from cryptography import x509
 
@@ -64,11 +65,12 @@ def _imaps(store, ca_file):
     return Client(store, 993, timeout=10)
 
 
-def _probe(container, store, header, password=PASSWORD):
+def _probe(container, store, header, password=PASSWORD, count=None):
     subprocess.run(["docker", "cp", PROBE, container + ":/root/proxy_probe.py"], check=True, timeout=30)
     out = subprocess.run(
-        ["docker", "exec", container, "python3", "/root/proxy_probe.py", store, str(PROXY_PORT), header, USER, password],
-        check=True, capture_output=True, text=True, timeout=60,
+        ["docker", "exec", container, "python3", "/root/proxy_probe.py", store, str(PROXY_PORT), header, USER, password]
+        + ([str(count)] if count else []),
+        check=True, capture_output=True, text=True, timeout=120,
     ).stdout
     return json.loads(out)
 
@@ -154,6 +156,61 @@ def test_proxy_header_from_other_host_rejected(store):
     assert not result["greeting"].startswith("* OK"), result
 
 
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_failed_logins_wait_and_the_penalty_grows_per_client_address(store):
+    """Dovecot's own defence on every path to the store: a refused login waits
+    auth_failure_delay (2 s, counted in whole seconds of Dovecot's clock: more than one
+    second), and the auth penalty holds the next attempt from the same client address
+    (the PROXY header's, the real client behind a gateway) for 4 s more before it is
+    even checked. Another client address is not held back and logs in."""
+    client_ip = "198.51.100.%d" % (100 + (time.time_ns() // 1000) % 150)
+    header = "PROXY TCP4 %s %s 50123 143" % (client_ip, _ip("dv-gw1"))
+    first, second = _probe("dv-gw1", store, header, password="not-the-password", count=2)
+    assert first["login"].startswith("a1 NO") and second["login"].startswith("a1 NO"), (first, second)
+    assert first["login_seconds"] >= 1.0, (first, second)
+    assert second["login_seconds"] >= 5.0, (first, second)
+    other = "PROXY TCP4 203.0.113.%d %s 50123 143" % (12 if store == "dv-store12" else 13, _ip("dv-gw1"))
+    assert _probe("dv-gw1", store, other)["login"].startswith("a1 OK")
+    assert "auth_failure_delay = 2 secs" in _host(store).file("/etc/dovecot/dovecot.conf").content_string
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_listeners_bind_only_where_named(store):
+    """Direct IMAPS on the addresses of dovecot_listen (here "*", every IPv4 address:
+    no IPv6 wildcard unless named), plain IMAP on loopback, nothing else on the network."""
+    listening = _host(store).check_output("ss -Hltn")
+    sockets = {line.split()[3] for line in listening.splitlines()}
+    assert "0.0.0.0:993" in sockets and "[::]:993" not in sockets, listening
+    assert "127.0.0.1:143" in sockets and "0.0.0.0:143" not in sockets, listening
+    assert "0.0.0.0:%d" % PROXY_PORT in sockets, listening
+    assert "127.0.0.1:993" not in sockets, listening
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_direct_dovecot_accepts_the_largest_id_before_login(store, ca_file):
+    """The reference for the gateway's test (mail_gateway): RFC 2971's largest ID before
+    login is answered by Dovecot itself, and LOGIN follows in the same session."""
+    context = ssl.create_default_context(cafile=ca_file)
+    with socket.create_connection((_ip(store), 993), 15) as raw:
+        with context.wrap_socket(raw, server_hostname=store) as sock:
+            result = mesh_checks.pre_login_id_then_login(sock, USER, PASSWORD)
+    assert result["id"][-1].startswith("a1 OK"), result["id"]
+    assert any(line.startswith("* ID (") for line in result["id"]), result["id"]
+    assert result["login"][-1].startswith("a3 OK"), result["login"]
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_direct_imaps_passes_the_tls_scan(store):
+    """A TLS scan of the direct listener (molecule/_shared/tls_scan.py): TLS 1.2 and 1.3
+    only, Mozilla's intermediate suites, the intermediate CA but no root in the chain,
+    and session resumption under both versions on both generations: with one login
+    process, as here (with several, a session resumes only on the process that made it;
+    docs/architecture.md, "TLS, port by port")."""
+    result = tls_scan.scan(tls_scan.Target(_ip(store), 993, store))
+    assert tls_scan.problems(result, resumption={"TLSv1.2": True, "TLSv1.3": True}) == [], result
+    assert [subject for subject, _issuer in result["chain"]] == ["CN=%s" % store, "CN=mailmesh issuing CA"]
+
+
 def test_forced_renewal_reloaded_dovecot(ca_file):
     """side_effect forced a renewal on dv-store12: the cross-role handler reloaded
     Dovecot, and 993 serves the certificate now on disk."""
@@ -186,6 +243,25 @@ def test_plaintext_password_fails_before_any_change(tmp_path):
     assert "Refuse plaintext passwords in dovecot_users" in output, output
     assert "mallory@example.test" in output and "dovecot_users" in output, output
     assert "Hunter2-plaintext" not in output
+    assert "changed=0" in output, output
+    assert host.check_output("sha256sum /etc/dovecot/users /etc/dovecot/dovecot.conf") == before
+
+
+def test_direct_imaps_without_named_addresses_fails_before_any_change(tmp_path):
+    """dovecot_imaps on with no address in dovecot_listen, and a failure delay out of
+    range: refused in one message naming both variables, nothing changed."""
+    host = _host("dv-store13")
+    before = host.check_output("sha256sum /etc/dovecot/users /etc/dovecot/dovecot.conf")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"dovecot_imaps": True, "dovecot_listen": [], "dovecot_auth_failure_delay": 0}))
+    run = subprocess.run(
+        ["ansible-playbook", "-i", INVENTORY, "-e", "@%s" % bad, os.path.join(SCENARIO_DIR, "plaintext_password.yml")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode != 0, output
+    assert "dovecot_imaps is on but dovecot_listen is empty" in output, output
+    assert "dovecot_auth_failure_delay must be a whole number of seconds from 1 to 15 (it is 0)" in output, output
     assert "changed=0" in output, output
     assert host.check_output("sha256sum /etc/dovecot/users /etc/dovecot/dovecot.conf") == before
 

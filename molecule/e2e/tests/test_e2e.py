@@ -20,6 +20,7 @@ import time
 
 import mesh_checks
 import pytest
+import tls_scan
 from prometheus_client.parser import text_string_to_metric_families
 from mesh_checks import EDGE_CLIENT
 from mesh_checks import host as _host
@@ -673,6 +674,57 @@ def test_the_stores_serve_imap_only_through_the_mesh(hosts):
             assert sock.connect_ex((_ip(name), IMAPS_PORT)) != 0, "%s answers on %d" % (name, IMAPS_PORT)
         assert not hosts[name].file(TLS_DIR + "/dovecot").exists
         assert "ssl = no" in hosts[name].check_output("doveconf -n")
+
+
+# Every TLS port of the mesh a client can reach, and whether it resumes sessions, as
+# docs/architecture.md ("TLS, port by port") records it (None: not asserted). The Envoy
+# egress on the gateways and the edge devices' Envoy are TLS clients: their server side
+# is plain IMAP on loopback.
+BOTH = {"TLSv1.2": True, "TLSv1.3": True}
+TLS_PORTS = {
+    "vault listener": dict(hosts=(VAULT,), port=8200, probe=tls_scan.HTTP_PROBE, resumption=BOTH),
+    "gateway IMAPS": dict(hosts=GATEWAYS, port=IMAPS_PORT, resumption=BOTH),
+    "gateway IMAP STARTTLS": dict(hosts=GATEWAYS, port=143, starttls=True, resumption=BOTH),
+    "gateway device port": dict(hosts=GATEWAYS, port=9993, client="e2e-edge1", resumption={"TLSv1.3": True}),
+    "store Envoy ingress": dict(hosts=STORES, port=10993, client="e2e-gw1"),
+}
+
+
+def _client_pair(hosts, name, directory):
+    """The Envoy certificate and key of one of the mesh's own hosts, for the ports that
+    ask for a client certificate (copied to a 0600 file; never printed)."""
+    paths = []
+    for leaf in ("fullchain.pem", "key.pem"):
+        path = directory / ("%s-%s" % (name, leaf))
+        path.touch(mode=0o600)
+        path.write_text(hosts[name].file("%s/envoy/%s" % (TLS_DIR, leaf)).content_string)
+        paths.append(str(path))
+    return paths
+
+
+def test_every_tls_port_offers_only_the_intermediate_profile(hosts, tmp_path):
+    """A TLS scan of every port of the converged mesh (molecule/_shared/tls_scan.py): no
+    TLS 1.0 or 1.1, TLS 1.2 only with Mozilla's intermediate suites (Vault's listener
+    offered four CBC suites with SHA-1 before vault_server_tls_cipher_suites), and no
+    server sends the root CA in its chain (the chain files leave it out). What each
+    port resumes is printed, and checked where the docs state it."""
+    found, seen = [], {}
+    for label, spec in TLS_PORTS.items():
+        client = _client_pair(hosts, spec["client"], tmp_path) if spec.get("client") else (None, None)
+        for name in spec["hosts"]:
+            target = tls_scan.Target(_ip(name), spec["port"], name, starttls=spec.get("starttls", False),
+                                     client_cert=client[0], client_key=client[1],
+                                     probe=spec.get("probe", tls_scan.IMAP_PROBE))
+            result = tls_scan.scan(target)
+            seen["%s %s" % (label, name)] = result
+            found.extend(tls_scan.problems(result, spec.get("resumption")))
+            assert result["chain"] and name in result["chain"][0][0], (label, name, result["chain"])
+    print(json.dumps({key: {"versions": value["versions"], "tls12": value["tls12_cipher_suites"],
+                            "chain": [subject for subject, _ in value["chain"]],
+                            "resumption": value["resumption"]} for key, value in seen.items()}, indent=1))
+    assert not found, found
+    for name in GATEWAYS:
+        assert not seen["gateway device port %s" % name]["versions"]["TLSv1.2"], "the device port is TLS 1.3 only"
 
 
 def test_every_host_keeps_its_certificates_itself(hosts):

@@ -351,6 +351,28 @@ def test_login_end_to_end_lands_on_the_routed_store(gw1, gw_ip, tls_context, sto
         _close(client)
 
 
+@pytest.mark.parametrize("port", [993, 143])
+def test_largest_id_before_login_is_refused_without_dropping_the_session(gw_ip, tls_context, port):
+    """RFC 2971's largest ID (30 pairs, 30-octet fields, 1024-octet values, about 32 KB in
+    one line) before login: NGINX, which does not implement ID, answers BAD and the
+    session goes on to CAPABILITY and LOGIN (with NGINX's default one-page buffer it closed
+    the connection). On 143 before STARTTLS too; LITERAL+ is not advertised before login."""
+    user = "user01@example.test"
+    with socket.create_connection((gw_ip, port), 15) as raw:
+        sock = tls_context.wrap_socket(raw, server_hostname=GATEWAY) if port == 993 else raw
+        result = mesh_checks.pre_login_id_then_login(sock, user, USERS[user])
+    assert result["greeting"][0].startswith("* OK"), result["greeting"]
+    assert result["id"][-1].startswith("a1 BAD"), result["id"]
+    assert result["capability"][-1].startswith("a2 OK"), result
+    capabilities = next(line for line in result["capability"] if line.startswith("* CAPABILITY ")).split()
+    assert "IMAP4rev1" in capabilities and "LITERAL+" not in capabilities and "ID" not in capabilities, capabilities
+    if port == 993:
+        assert result["login"][-1].startswith("a3 OK"), result["login"]
+    else:
+        assert result["login"][-1].startswith("a3 BAD") or result["login"][-1].startswith("a3 NO"), result["login"]
+        assert "closed" not in result["login"][-1], result["login"]
+
+
 def test_wrong_password_is_refused_by_the_store(gw_ip, tls_context):
     client = _imaps(gw_ip, tls_context)
     try:

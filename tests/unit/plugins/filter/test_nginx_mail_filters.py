@@ -151,6 +151,30 @@ def test_store_problems():
     assert plugin.nginx_mail_store_problems([], "optional", "/etc/mailmesh/vault/ca.pem") == ""
 
 
+LOOPBACK = ("mail store %s: its Dovecot PROXY listener is on loopback (dovecot_proxy_address \"%s\"), so the "
+            "gateways cannot reach it directly. Carry the gateways' connections with Envoy (an egress here, "
+            "nginx_mail_upstream_overrides['%s'], and an ingress on the store), or set dovecot_proxy_address for "
+            "%s to an address the gateways reach.")
+
+
+def test_store_problems_a_store_reached_directly_must_not_listen_on_loopback():
+    """The dovecot role's PROXY listener defaults to loopback (for an Envoy ingress): a
+    gateway that would connect to it directly is refused, naming both variables."""
+    stores = [{"name": name, "address": "10.0.0.1", "port": 10143}
+              for name in ("default", "loop", "v6loop", "star", "own", "carried", "outside")]
+    hostvars = {"default": {}, "loop": {"dovecot_proxy_address": "127.0.0.2"},
+                "v6loop": {"dovecot_proxy_address": "::1"}, "star": {"dovecot_proxy_address": "*"},
+                "own": {"dovecot_proxy_address": "10.0.0.1"}, "carried": {}}
+    overrides = {"carried": {"address": "127.0.0.1", "port": 11000}}
+    assert plugin.nginx_mail_store_problems(stores, "off", "", overrides, hostvars) == " ".join([
+        LOOPBACK % ("default", "127.0.0.1", "default", "default"),
+        LOOPBACK % ("loop", "127.0.0.2", "loop", "loop"),
+        LOOPBACK % ("v6loop", "::1", "v6loop", "v6loop"),
+    ])
+    # Without hostvars (the old call) the check is skipped.
+    assert plugin.nginx_mail_store_problems(stores, "off", "") == ""
+
+
 def test_filters_through_the_templar():
     """The way the role's vars call them: values arrive as Ansible's own (lazy, tagged)
     types, hostvars as Ansible's hostvars."""
@@ -170,3 +194,40 @@ def test_filters_through_the_templar():
     message = render("{{ upstream_stores | mailmesh.imap.nginx_mail_input_problems(1, 10, 20, user_map) }}")
     assert message.startswith("nginx_mail_auth_max_attempts must be between 2 and 10 (it is 1)")
     assert '"bad user"' in message
+
+
+@pytest.mark.parametrize("size, refused", [
+    ("64k", False), ("32k", False), ("32768", False), ("1m", False), ("1M", False), (65536, False),
+    ("31k", True), ("4k", True), ("", True), ("64 k", True), ("64kb", True), (None, False),
+])
+def test_input_problems_client_buffer_holds_the_largest_id(size, refused):
+    """imap_client_buffer must hold an RFC 2971 ID of the largest size (about 32k), or
+    NGINX closes the connection on it."""
+    message = plugin.nginx_mail_input_problems(["s"], 5, 10, 20, {}, client_buffer=size)
+    assert message.startswith("nginx_mail_imap_client_buffer must be a size NGINX reads (65536, 64k, 1m) of at "
+                              "least 32k") is refused, message
+    assert (message == "") is not refused
+
+
+@pytest.mark.parametrize("capabilities, named", [
+    (["IMAP4rev1", "SASL-IR", "ENABLE", "IDLE"], ""),
+    (["IMAP4rev1", "LITERAL+"], "LITERAL+"),
+    (["id", "literal-", "IDLE"], "ID, LITERAL-"),
+])
+def test_input_problems_capabilities_nginx_cannot_keep(capabilities, named):
+    message = plugin.nginx_mail_input_problems(["s"], 5, 10, 20, {}, client_buffer="64k", capabilities=capabilities)
+    if not named:
+        assert message == ""
+    else:
+        assert message == ("nginx_mail_imap_capabilities must not list %s: NGINX answers ID with BAD, and closes "
+                           "the connection on a non-synchronizing literal (LITERAL+, LITERAL-) in a command it "
+                           "does not know. Remove them; after login the store's own list comes through." % named)
+
+
+def test_largest_rfc2971_id_fits_the_smallest_accepted_buffer():
+    """The arithmetic behind the 32k floor and the 64k default."""
+    pairs = ' '.join('"%s" "%s"' % ("f" * 30, "v" * 1024) for _index in range(30))
+    line = "a001 ID (%s)\r\n" % pairs
+    assert len(line) <= plugin.IMAP_CLIENT_BUFFER_MIN
+    escaped = ' '.join('"%s" "%s"' % ("\\\"" * 30, "\\\\" * 1024) for _index in range(30))
+    assert len("a001 ID (%s)\r\n" % escaped) <= plugin.nginx_size("64k")

@@ -14,6 +14,7 @@ GOOD = {
     "secret_threshold": 3, "secret_shares": 5, "client_hosts": ["gw1", "store1"],
     "pki_groups": ["vault_servers", "gateways", "mailstores"], "play_hosts": ["vault1"], "play_hosts_all": ["vault1"],
     "nodes": ["vault1"], "seal": "shamir", "transit_address": "", "transit_token_set": False,
+    "tls_cipher_suites": list(plugin.TLS_CIPHER_SUITES),
 }
 HOSTVARS = {
     "vault1": {"group_names": ["vault_servers"]},
@@ -136,3 +137,46 @@ def test_approle_file_secret_id_counts_a_corrupt_file_as_none(content, expected)
     # Not base64 or not UTF-8 at all: none either, and no exception that would show the content.
     assert plugin.approle_file_secret_id("%%% not base64") == ""
     assert plugin.approle_file_secret_id(base64.b64encode(b"\xff\xfe").decode()) == ""
+
+
+@pytest.mark.parametrize("cidrs", [[], ["192.0.2.10"], ["192.0.2.0/24", "2001:db8::/48"], ("198.51.100.7/32",)])
+def test_bound_cidrs_of_a_client_host(cidrs):
+    hostvars = dict(HOSTVARS, gw1=dict(HOSTVARS["gw1"], vault_server_client_bound_cidrs=cidrs))
+    assert plugin.vault_server_input_problems(GOOD, hostvars) == ""
+
+
+@pytest.mark.parametrize("cidrs, message", [
+    (["192.0.2.0/24", "192.0.2.300/32", "gw1.example"],
+     "gw1: vault_server_client_bound_cidrs holds 192.0.2.300/32, gw1.example, not an IPv4 or IPv6 network; write "
+     "CIDRs such as 192.0.2.0/24 or 2001:db8::/48, or single addresses."),
+    ("192.0.2.0/24", "gw1: vault_server_client_bound_cidrs must be a list of CIDRs (it is 192.0.2.0/24)."),
+])
+def test_bad_bound_cidrs_are_refused_naming_host_and_variable(cidrs, message):
+    hostvars = dict(HOSTVARS, gw1=dict(HOSTVARS["gw1"], vault_server_client_bound_cidrs=cidrs))
+    assert plugin.vault_server_input_problems(GOOD, hostvars) == message
+
+
+@pytest.mark.parametrize("cidrs, refused", [
+    ([], False), (["127.0.0.1/32", "10.0.0.5"], False), (["127.0.0.0/8", "10.0.0.0/24"], False),
+    (["10.0.0.5/32"], True), (["::1"], True),
+])
+def test_bound_cidrs_of_a_vault_node_cover_loopback(cidrs, refused):
+    """A Vault node logs in to itself over loopback (its listener certificate)."""
+    hostvars = dict(HOSTVARS, vault1=dict(HOSTVARS["vault1"], vault_server_client_bound_cidrs=cidrs))
+    message = plugin.vault_server_input_problems(GOOD, hostvars)
+    assert (message == "vault1: vault_server_client_bound_cidrs must include 127.0.0.1 on a Vault node (it logs "
+                       "in to itself over loopback for its listener certificate).") is refused
+    assert (message == "") is not refused
+
+
+@pytest.mark.parametrize("suites, refused", [
+    (["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"], False),
+    ([], True),
+    (["TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"], True),
+    ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", True),
+])
+def test_listener_cipher_suites_stay_in_the_intermediate_profile(suites, refused):
+    message = plugin.vault_server_input_problems(dict(GOOD, tls_cipher_suites=suites), HOSTVARS)
+    assert message.startswith("vault_server_tls_cipher_suites must be a non-empty list of "
+                              "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, ") is refused, message
+    assert (message == "") is not refused

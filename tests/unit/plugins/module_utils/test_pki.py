@@ -19,18 +19,20 @@ def _name(cn):
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def make_ca(cn="test root", key=None):
+def make_ca(cn="test root", key=None, issuer=None):
+    """A self-signed root, or with issuer=(key, cert) an intermediate it signs."""
     key = key or ec.generate_private_key(ec.SECP256R1())
+    signing_key, issuer_name = (key, _name(cn)) if issuer is None else (issuer[0], issuer[1].subject)
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(cn))
-        .issuer_name(_name(cn))
+        .issuer_name(issuer_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(NOW - datetime.timedelta(days=365))
         .not_valid_after(NOW + datetime.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+        .sign(signing_key, hashes.SHA256())
     )
     return key, cert
 
@@ -338,3 +340,24 @@ def test_reasons_are_ordered_and_known(ca):
     got = reasons(leaf, other, force=True, alt_names=["x.example.org"], ca_cert=make_ca()[1])
     assert got == ["forced", "key_mismatch", "names_changed", "expiring", "issuer_changed"]
     assert set(got) <= set(pki.REASONS)
+
+
+def test_without_roots_keeps_what_a_server_sends(ca):
+    intermediate = make_ca("test intermediate", issuer=ca)
+    assert pki.without_roots([intermediate[1], ca[1]]) == [intermediate[1]]
+    assert pki.without_roots([intermediate[1]]) == [intermediate[1]]
+    # a certificate issued by the root itself: the chain is the root, never empty
+    assert pki.without_roots([ca[1]]) == [ca[1]]
+    assert pki.without_roots([]) == []
+
+
+def test_a_chain_that_still_holds_the_root_is_rewritten_once(ca):
+    """Chain files written by earlier releases held Vault's ca_chain whole (intermediate
+    and root): the next run renews once, and the new files leave the root out."""
+    intermediate = make_ca("test intermediate", issuer=ca)
+    key, leaf = make_leaf(intermediate)
+    assert reasons(leaf, key, ca_cert=intermediate[1], chain=[intermediate[1]],
+                   fullchain=[leaf, intermediate[1]]) == []
+    assert reasons(leaf, key, ca_cert=intermediate[1], chain=[intermediate[1], ca[1]],
+                   fullchain=[leaf, intermediate[1], ca[1]]) == ["chain_mismatch"]
+    assert reasons(leaf, key, ca_cert=intermediate[1], fullchain=[leaf, intermediate[1], ca[1]]) == ["chain_mismatch"]
