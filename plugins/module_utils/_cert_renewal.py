@@ -383,6 +383,29 @@ class CertKeeper:
         except ValueError as exc:
             raise RenewalError("%s: Vault returned no usable certificate (%s)" % (what, exc))
 
+    def is_revoked(self, cert):
+        """Whether Vault lists this certificate as revoked (unauthenticated read of
+        ``<mount>/cert/<serial>``); False when Vault does not know it (another mount,
+        tidied away): only a revocation Vault confirms counts."""
+        if cert is None or isinstance(cert, str):
+            return False
+        what = "reading certificate %s of PKI mount '%s'" % (pki.serial_hex(cert), self.mount)
+        try:
+            kwargs = self.connection.auth_method().client_kwargs()
+            response = self.connection.failover(
+                lambda: self.connection.unauthenticated_get("%s/cert/%s" % (self.mount, pki.serial_hex(cert)),
+                                                            **kwargs),
+                what, self.warn)
+        except Exception as exc:  # pylint: disable=broad-except
+            if getattr(exc, "status", None) == 404 or getattr(exc, "code", None) == 404:
+                return False
+            raise RenewalError(self.connection.vault_error(exc, what))
+        data = response_json(response).get("data") or {}
+        try:
+            return int(data.get("revocation_time") or 0) > 0
+        except (TypeError, ValueError):
+            return False
+
     def clock_hint(self, cert):
         """What a certificate that has not started yet says about this host's clock ('' if nothing)."""
         if isinstance(cert, str):
@@ -505,6 +528,7 @@ class CertKeeper:
         state = self.read_files()
         ca_cert = self.current_ca(state["cert"])
         skew = self.check_clock()
+        revoked = self.is_revoked(state["cert"])
         reasons = pki.renewal_reasons(
             state["cert"], state["key"], options["common_name"],
             alt_names=options.get("alt_names") or [], ip_sans=options.get("ip_sans") or [],
@@ -512,6 +536,8 @@ class CertKeeper:
             chain=state["chain"], fullchain=state["fullchain"],
             key_type=key_type, key_bits=key_bits, force=bool(options.get("force")),
         )
+        if revoked:
+            reasons.append("revoked")
         before = _metadata(state["cert"])
         if self.renew_before is not None and before:
             lifetime = pki.not_after(state["cert"]) - pki.not_before(state["cert"])
@@ -521,8 +547,9 @@ class CertKeeper:
                     "it will be reissued on every run" % (self.renew_before, int(lifetime.total_seconds())))
 
         key = state["key"]
+        # A revoked certificate's key is taken as compromised.
         key_generated = bool(reasons) and (
-            bool(options.get("rotate_key")) or isinstance(key, str)
+            bool(options.get("rotate_key")) or revoked or isinstance(key, str)
             or not pki.key_fits(key, key_type, key_bits)
         )
         after = before

@@ -84,6 +84,7 @@ REASONS = (
     "expiring",
     "issuer_changed",
     "chain_mismatch",
+    "revoked",
 )
 
 DEFAULT_KEY_BITS = {"ec": 256, "rsa": 2048}

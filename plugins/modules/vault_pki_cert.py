@@ -25,8 +25,10 @@ description:
     the certificate (V(key_mismatch)), the key has another type or size than
     O(key_type)/O(key_bits) (V(key_type_changed)), the mount's current issuing CA did not
     sign the certificate or is not the first certificate of the chain file
-    (V(issuer_changed)), or the full chain does not match the certificate and chain
-    (V(chain_mismatch))."
+    (V(issuer_changed)), the full chain does not match the certificate and chain
+    (V(chain_mismatch)), or Vault lists the certificate as revoked (V(revoked), read
+    from the unauthenticated C(<engine_mount_point>/cert/<serial>); a new key is
+    generated then, the host is being re-enrolled after a revocation)."
   - "Key reuse: on renewal the existing key is kept when it is readable and has the
     wanted type and size, even when it does not match the certificate (the certificate is
     then reissued for it). A new key is generated when there is none, when it is
@@ -281,7 +283,7 @@ reasons:
     - Why the certificate was (or in check mode would be) issued; empty when nothing was.
     - One or more of V(forced), V(missing), V(unreadable), V(key_type_changed),
       V(key_mismatch), V(names_changed), V(expiring), V(issuer_changed),
-      V(chain_mismatch).
+      V(chain_mismatch), V(revoked).
   returned: always
   type: list
   elements: str

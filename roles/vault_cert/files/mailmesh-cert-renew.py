@@ -17,8 +17,18 @@ certificate's line names the node that answered; a failure names every node and 
 Each certificate's validity, last success, last renewal and last failure go to a
 node_exporter textfile (Prometheus text format).
 
+A certificate whose configuration has a ``crl`` entry belongs to a listener that checks
+client certificates (the gateways' device port, the stores' Envoy ingress): every run
+also fetches the CRLs of the chain's CAs from Vault (no token needed), keeps them beside
+the certificate, and writes the listener's CRL setting (an NGINX snippet, then a reload;
+an Envoy SDS file, which Envoy re-reads by itself). A CRL that has expired, or will
+within the configured margin, is left out of the setting (fail-open, module_utils/_crl.py
+says why that re-admits no revoked certificate); the line and the metrics say so.
+``--crl-only`` does the CRL part alone (the revoke playbook runs it on every checking
+host right after a revocation).
+
   python3 -I mailmesh-cert-renew.py [--config-dir DIR] [--state-dir DIR]
-      [--textfile-dir DIR] [--only NAME ...] [--force] [--check]
+      [--textfile-dir DIR] [--only NAME ...] [--force] [--check] [--crl-only]
 
 Nothing is resident: the process ends when the certificates are done. No secret ID,
 token or key is ever printed or written to the metrics.
@@ -26,6 +36,7 @@ token or key is ever printed or written to the metrics.
 
 import argparse
 import datetime
+import io
 import json
 import os
 import subprocess
@@ -36,6 +47,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # pylint: disable=wrong-import-position
+from ansible_collections.mailmesh.imap.plugins.module_utils import _crl as crls  # noqa: E402
 from ansible_collections.mailmesh.imap.plugins.module_utils import _pki as pki  # noqa: E402
 from ansible_collections.mailmesh.imap.plugins.module_utils._cert_renewal import (  # noqa: E402
     CertKeeper,
@@ -225,6 +237,100 @@ def reload_units(units, out, check):
     return problems
 
 
+# ---- certificate revocation lists ------------------------------------------------------------
+
+
+def keep_crl(name, config, state, out, check):
+    """Fetch the CRLs for one checking listener and write its setting.
+
+    Returns (units to reload, failed). A fetch failure keeps the CRL at hand; an expired
+    CRL (or one within the margin) is left out of the listener's setting (fail-open).
+    """
+    spec = config["crl"]
+    entry = state.setdefault("_crl", {}).setdefault(name, {})
+    for key in ("last_fetch_success", "last_fetch_failure", "consecutive_fetch_failures"):
+        entry.setdefault(key, 0)
+    failed = False
+    crl_file = spec["file"]
+    mounts = list(spec.get("mounts") or [])
+    try:
+        approle = read_approle_file(config["approle_file"])
+        urls = approle.get("urls") or [approle["url"]]
+        data, node, skipped = crls.fetch_crls(urls, mounts, config.get("ca_cert") or approle.get("ca_cert"),
+                                              timeout=int(config.get("timeout") or 30))
+        for problem in skipped:
+            out.line("%s: warning: CRL: %s" % (name, problem))
+        changed = False if check else atomic_write(crl_file, data, 0o644)
+        entry["last_fetch_success"] = time.time()
+        entry["consecutive_fetch_failures"] = 0
+        out.line("%s: CRL %s from %s%s" % (name, "fetched" if not changed else "updated", node,
+                                           " (would write)" if check else ""))
+    except (RenewalError, crls.CrlError, KeyError) as exc:
+        entry["last_fetch_failure"] = time.time()
+        entry["consecutive_fetch_failures"] += 1
+        out.line("%s: CRL fetch FAILED (%s); the CRL at hand is kept" % (name, exc), error=True)
+        failed = True
+    facts = []
+    try:
+        with open(crl_file, "rb") as handle:
+            facts = [crls.crl_facts(block) for block in crls.split_pem_crls(handle.read())]
+        problem = ""
+    except (OSError, crls.CrlError) as exc:
+        facts, problem = [], "the CRL file %s is unreadable (%s)" % (crl_file, getattr(exc, "strerror", None) or exc)
+    try:
+        margin = pki.parse_duration(spec.get("margin") or "0s")
+    except ValueError:
+        margin = 0
+    use, why = crls.crl_verdict(facts, now_utc(), margin, expected=len(mounts) or None)
+    why = problem or why
+    if spec["format"] == "nginx":
+        setting = crls.nginx_snippet(crl_file, use, why)
+    else:
+        ca_copy = spec["ca_copy"]
+        try:
+            with open(spec["ca_file"], "rb") as handle:
+                ca_data = handle.read()
+            if not check:
+                atomic_write(ca_copy, ca_data, 0o644)
+        except (OSError, RenewalError) as exc:
+            out.line("%s: cannot copy the CA bundle %s: %s" % (name, spec["ca_file"], exc), error=True)
+            failed = True
+        setting = crls.envoy_validation(ca_copy, crl_file, os.path.dirname(spec["setting_file"]),
+                                        spec.get("secret_name") or "mailmesh_ca", use)
+    setting_changed = False if check else atomic_write(spec["setting_file"], setting, 0o644)
+    if setting_changed:
+        out.line("%s: CRL setting written to %s" % (name, spec["setting_file"]))
+    entry["checked"] = bool(use)
+    entry["facts"] = [{"issuer": f["issuer"], "this_update": f["this_update"].timestamp(),
+                       "next_update": f["next_update"].timestamp() if f["next_update"] else 0,
+                       "revoked": f["revoked"]} for f in facts]
+    if use:
+        earliest = min(f["next_update"] for f in facts)
+        out.line("%s: the listener checks %d CRL(s), %d revoked certificate(s), valid until %s" % (
+            name, len(facts), sum(f["revoked"] for f in facts), pki.utc_iso(earliest)))
+    else:
+        out.line("%s: FAIL-OPEN: the listener checks no CRL: %s; the next run that reaches Vault "
+                 "restores the check" % (name, why), error=True)
+        failed = True
+    units = []
+    # NGINX reads its CRL when it loads its configuration; Envoy re-reads the SDS file
+    # and the CRL when a file is renamed into the watched directory.
+    if spec["format"] == "nginx" and (setting_changed or (use and entry.get("loaded") != _digest(crl_file))):
+        units = list(config.get("reload_units") or [])
+    if not check and spec["format"] == "nginx":
+        entry["loaded"] = _digest(crl_file) if use else ""
+    return units, failed
+
+
+def _digest(path):
+    import hashlib  # pylint: disable=import-outside-toplevel
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return ""
+
+
 # ---- state and metrics ------------------------------------------------------------------------
 
 
@@ -283,6 +389,44 @@ METRICS = (
 )
 
 
+CRL_METRICS = (
+    ("mailmesh_crl_checked", "gauge",
+     "1 if the listener checks the CRL, 0 when it fails open (no CRL, or an expired one)."),
+    ("mailmesh_crl_this_update_timestamp_seconds", "gauge",
+     "When Vault built the CRL at hand (Unix time); its age is time() minus this."),
+    ("mailmesh_crl_next_update_timestamp_seconds", "gauge",
+     "When the CRL at hand expires (Unix time); the listener fails open before it."),
+    ("mailmesh_crl_revoked_certificates", "gauge", "Revoked certificates the CRL at hand lists."),
+    ("mailmesh_crl_last_fetch_success_timestamp_seconds", "gauge",
+     "When the agent last fetched the CRLs from Vault (Unix time, 0: never)."),
+    ("mailmesh_crl_consecutive_fetch_failures", "gauge",
+     "CRL fetches that failed since the last success."),
+)
+
+
+def render_crl_metrics(state):
+    """The CRL families: a sample per checking listener (and per CA for the CRL's own figures)."""
+    samples = {name: [] for name, _kind, _help in CRL_METRICS}
+    for name, entry in sorted((state.get("_crl") or {}).items()):
+        label = 'cert="%s"' % _label(name)
+        samples["mailmesh_crl_checked"].append((label, 1 if entry.get("checked") else 0))
+        for fact in entry.get("facts") or []:
+            ca = '%s,issuer="%s"' % (label, _label(fact.get("issuer", "")))
+            samples["mailmesh_crl_this_update_timestamp_seconds"].append((ca, int(fact.get("this_update", 0))))
+            samples["mailmesh_crl_next_update_timestamp_seconds"].append((ca, int(fact.get("next_update", 0))))
+            samples["mailmesh_crl_revoked_certificates"].append((ca, int(fact.get("revoked", 0))))
+        samples["mailmesh_crl_last_fetch_success_timestamp_seconds"].append(
+            (label, int(entry.get("last_fetch_success", 0))))
+        samples["mailmesh_crl_consecutive_fetch_failures"].append(
+            (label, int(entry.get("consecutive_fetch_failures", 0))))
+    lines = []
+    for metric, kind, text in CRL_METRICS:
+        if samples[metric]:
+            lines += ["# HELP %s %s" % (metric, text), "# TYPE %s %s" % (metric, kind)]
+            lines += ["%s{%s} %s" % (metric, label, value) for label, value in samples[metric]]
+    return lines
+
+
 def render_metrics(state, certs, skew, run_time):
     """The textfile: every metric family once, a sample per certificate."""
     samples = {name: [] for name, _kind, _help in METRICS}
@@ -318,6 +462,7 @@ def render_metrics(state, certs, skew, run_time):
                   "from Vault's last answer.",
                   "# TYPE mailmesh_cert_clock_skew_seconds gauge",
                   "mailmesh_cert_clock_skew_seconds %d" % int(skew)]
+    lines += render_crl_metrics(state)
     lines += ["# HELP mailmesh_cert_renew_last_run_timestamp_seconds When the renewal agent last ran (Unix time).",
               "# TYPE mailmesh_cert_renew_last_run_timestamp_seconds gauge",
               "mailmesh_cert_renew_last_run_timestamp_seconds %d" % int(run_time)]
@@ -334,6 +479,8 @@ def main(argv=None):
                         help="only this certificate (repeatable)")
     parser.add_argument("--force", action="store_true", help="renew now even if not due")
     parser.add_argument("--check", action="store_true", help="say what would be done, change nothing")
+    parser.add_argument("--crl-only", action="store_true",
+                        help="only fetch the CRLs and write the checking listeners' settings")
     args = parser.parse_args(argv)
     out = Output()
 
@@ -356,6 +503,9 @@ def main(argv=None):
                 record(state, name, False, False, when)
                 certs[name] = None
                 failed = True
+                continue
+            if args.crl_only:
+                certs[name] = current_cert(config)
                 continue
             outcome, problem, clock_skew = renew_one(name, config, args, out)
             if clock_skew is not None:
@@ -383,6 +533,16 @@ def main(argv=None):
                     out.line("%s: nothing to do, %s%s" % (name, describe_validity(cert, now_utc()), node))
                 record(state, name, True, bool(outcome["reasons"]) and not args.check, when)
             certs[name] = current_cert(config) if config else None
+        for name, config, problem in configs:
+            if config and isinstance(config.get("crl"), dict):
+                crl_units, crl_failed = keep_crl(name, config, state, out, args.check)
+                failed = failed or crl_failed
+                units += [unit for unit in crl_units if unit not in units]
+        if args.only:
+            # The metrics file holds every certificate of the host, not only those of this run.
+            for name, config, _problem in load_configs(args.config_dir, set(), Output(io.StringIO())) or []:
+                if name not in certs:
+                    certs[name] = current_cert(config) if config else None
         for problem in reload_units(units, out, args.check):
             out.line(problem, error=True)
             failed = True

@@ -88,7 +88,7 @@ DENIED = [
     ("*.tar.gz", "built tarballs"),
 ]
 # The playbooks users run by FQCN (README.md, docs/operations.md).
-PLAYBOOKS = {"site", "vault", "mailstores", "gateways", "edge", "rotate_certs", "vault_backup", "vault_restore"}
+PLAYBOOKS = {"site", "vault", "mailstores", "gateways", "edge", "rotate_certs", "vault_backup", "vault_restore", "revoke_host"}
 
 
 def test_top_level_entries_are_allowed(tarball):

@@ -22,7 +22,7 @@ def test_the_program_and_the_module_utils_it_reaches():
     assert dirs[0] == INSTALL and dirs[-1] == PACKAGE and len(dirs) == 6
     module_utils = sorted(p.rsplit("/", 1)[1] for p in files
                           if p.startswith(PACKAGE + "/_") and not p.endswith("/__init__.py"))
-    assert module_utils == ["_cert_renewal.py", "_names.py", "_pki.py", "_vault_auth.py", "_vault_client.py"]
+    assert module_utils == ["_cert_renewal.py", "_crl.py", "_names.py", "_pki.py", "_vault_auth.py", "_vault_client.py"]
     program = files[INSTALL + "/mailmesh-cert-renew.py"]
     source = ROOT / "roles/vault_cert/files/mailmesh-cert-renew.py"
     assert program["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()

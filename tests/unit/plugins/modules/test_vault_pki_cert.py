@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import yaml
+from cryptography import x509
 
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault import AUTH_ARGSPEC, CONNECTION_ARGSPEC
 from ansible_collections.mailmesh.imap.plugins.modules import vault_pki_cert as module
@@ -180,7 +181,11 @@ def test_rerun_with_a_valid_certificate_loads_neither_hvac_nor_requests(pki_vaul
     result, loaded = run_in_fresh_python(cert_args(pki_vault.url, tls_files, tmp_path))
     assert not result.get("failed") and not result["changed"] and result["reasons"] == [], result
     assert loaded == []
-    assert [request[0] for request in pki_vault.requests] == ["/v1/pki/cert/ca"]
+    # The issuing CA, and whether Vault lists the certificate as revoked (both unauthenticated).
+    serial = "%x" % x509.load_pem_x509_certificate(tls_files.host_cert_pem).serial_number
+    serial = ("0" * (len(serial) % 2)) + serial
+    assert [request[0] for request in pki_vault.requests] == [
+        "/v1/pki/cert/ca", "/v1/pki/cert/" + ":".join(serial[i:i + 2] for i in range(0, len(serial), 2))]
 
 
 def test_check_mode_loads_neither_hvac_nor_requests(pki_vault, tls_files, tmp_path):

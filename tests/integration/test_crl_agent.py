@@ -1,0 +1,206 @@
+"""The renewal agent's CRL part (roles/vault_cert/files/mailmesh-cert-renew.py with
+module_utils/_crl.py) against a real OpenBao: it fetches the CRL, writes the listener's
+setting (NGINX snippet, Envoy SDS file), reloads NGINX only when the CRL changed, shows
+a revocation at once with --crl-only, keeps the CRL at hand while Vault is down, and
+fails open (no CRL checked, an error line, the metric at 0) once Vault has been down for
+longer than the CRL's lifetime; the next run that reaches Vault restores the check.
+
+The CRL's lifetime is Vault's own (config/crl expiry, 2 minutes here); the agent's clock
+is moved past it instead of waiting (the launcher of test_cert_renew_agent.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cryptography import x509
+
+from ansible_collections.mailmesh.imap.plugins.filter.vault import vault_cert_policy
+from ansible_collections.mailmesh.imap.tests.integration._support import Pki, api, approle, free_port
+from ansible_collections.mailmesh.imap.tests.integration.test_cert_renew_agent import ALT, CN, IPS, Agent, _no_secret
+
+
+@pytest.fixture
+def crl_setup(bao, tmp_path):
+    pki = Pki(bao)
+    api(pki.client, "post", "%s/config/crl" % pki.mount, expiry="2m", auto_rebuild=False)
+    api(pki.client, "get", "%s/crl/rotate" % pki.mount)
+    policy = vault_cert_policy(pki.mount, pki.role, CN, ALT, IPS)
+    path, role_id, secret_id = approle(pki, CN, policy)
+    agent = Agent(tmp_path)
+    agent.approle_file.write_text(json.dumps({
+        "url": bao.url, "urls": [bao.url], "ca_cert": bao.ca_cert, "approle_mount": path, "role_name": "h1",
+        "role_id": role_id, "secret_id": secret_id, "mount": pki.mount, "pki_role": pki.role}))
+    agent.approle_file.chmod(0o600)
+    return agent, pki, secret_id
+
+
+def _register(agent, pki, fmt, margin="30s"):
+    setting = agent.cert_dir / ("crl.conf" if fmt == "nginx" else "validation.json")
+    crl = {"format": fmt, "mounts": [pki.mount], "margin": margin, "file": str(agent.cert_dir / "crl.pem"),
+           "setting_file": str(setting)}
+    if fmt == "envoy":
+        crl.update(ca_file=str(agent.root / "ca-bundle.pem"), ca_copy=str(agent.cert_dir / "ca.pem"),
+                   secret_name="mailmesh_ca")
+        (agent.root / "ca-bundle.pem").write_text(pki.ca_pem + "\n")
+    agent.register(crl=crl, reload_units=["nginx.service"] if fmt == "nginx" else [])
+    return setting
+
+
+def _colon_hex(serial):
+    raw = serial.to_bytes((serial.bit_length() + 7) // 8, "big")
+    return ":".join("%02x" % byte for byte in raw)
+
+
+def _revoked(agent):
+    crl = x509.load_pem_x509_crl((agent.cert_dir / "crl.pem").read_bytes())
+    return {entry.serial_number for entry in crl}
+
+
+def _crl_metrics(agent):
+    from prometheus_client.parser import text_string_to_metric_families  # pylint: disable=import-outside-toplevel
+
+    text = (agent.textfile_dir / "mailmesh_cert_renew.prom").read_text()
+    return {sample.name: sample for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name.startswith("mailmesh_crl_")}
+
+
+def test_nginx_crl_revocation_outage_fail_open_and_back(crl_setup):
+    agent, pki, secret_id = crl_setup
+    setting = _register(agent, pki, "nginx")
+    done = agent.run()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "svc: CRL updated from %s" % agent_url(agent) in done.stdout, done.stdout
+    assert setting.read_text().splitlines()[-1] == "ssl_crl %s;" % (agent.cert_dir / "crl.pem")
+    assert agent.reloads() == ["reload nginx.service"]
+    metrics = _crl_metrics(agent)
+    assert metrics["mailmesh_crl_checked"].value == 1
+    assert metrics["mailmesh_crl_revoked_certificates"].value == 0
+    next_update = metrics["mailmesh_crl_next_update_timestamp_seconds"].value
+    assert 100 <= next_update - metrics["mailmesh_crl_this_update_timestamp_seconds"].value <= 130
+    assert metrics["mailmesh_crl_consecutive_fetch_failures"].value == 0
+
+    # Nothing new in Vault: no write, no reload.
+    done = agent.run("--crl-only")
+    assert done.returncode == 0 and "svc: CRL fetched from" in done.stdout, done.stdout
+    assert agent.reloads() == ["reload nginx.service"]
+
+    # A revocation: --crl-only (what the revoke playbook runs) takes it, NGINX reloads once.
+    serial = agent.cert().serial_number
+    api(pki.client, "post", "%s/revoke" % pki.mount, serial_number=_colon_hex(serial))
+    done = agent.run("--crl-only")
+    assert done.returncode == 0 and "svc: CRL updated from" in done.stdout, done.stdout
+    assert serial in _revoked(agent)
+    assert agent.reloads() == ["reload nginx.service"] * 2
+    assert _crl_metrics(agent)["mailmesh_crl_revoked_certificates"].value == 1
+
+    # Vault down: the CRL at hand is kept and still checked; the run says the fetch failed.
+    at_hand = (agent.cert_dir / "crl.pem").read_bytes()
+    dead = "https://127.0.0.1:%d" % free_port()
+    approle_data = json.loads(agent.approle_file.read_text())
+    agent.approle_file.write_text(json.dumps(dict(approle_data, url=dead, urls=[dead])))
+    done = agent.run("--crl-only")
+    assert done.returncode == 1, done.stdout
+    assert "svc: CRL fetch FAILED (no Vault node served the CRLs of %s" % pki.mount in done.stdout
+    assert (agent.cert_dir / "crl.pem").read_bytes() == at_hand
+    assert "ssl_crl" in setting.read_text()
+    assert _crl_metrics(agent)["mailmesh_crl_consecutive_fetch_failures"].value == 1
+
+    # Still down, 3 minutes later (the CRL lives 2): fail-open, said in the journal line and
+    # the metrics, one reload, the revoked CRL itself kept for when the check returns.
+    done = agent.run("--crl-only", clock_offset=180)
+    assert done.returncode == 1, done.stdout
+    assert "svc: FAIL-OPEN: the listener checks no CRL: the CRL of" in done.stdout
+    assert "EXPIRED at" in done.stdout
+    assert "ssl_crl" not in setting.read_text() and "Fail-open" in setting.read_text()
+    assert agent.reloads() == ["reload nginx.service"] * 3
+    metrics = _crl_metrics(agent)
+    assert metrics["mailmesh_crl_checked"].value == 0
+    assert metrics["mailmesh_crl_consecutive_fetch_failures"].value == 2
+    # Within the margin (30 s before the end) it already fails open.
+    done = agent.run("--crl-only", clock_offset=100)
+    assert "within the 30 s margin" in done.stdout and "ssl_crl" not in setting.read_text()
+
+    # Vault back: Vault rebuilds the expired CRL when asked (here by hand, as auto_rebuild
+    # does on its own), the agent takes it and the check is back.
+    agent.approle_file.write_text(json.dumps(approle_data))
+    api(pki.client, "get", "%s/crl/rotate" % pki.mount)
+    done = agent.run("--crl-only")
+    assert done.returncode == 0, done.stdout
+    assert "ssl_crl" in setting.read_text() and serial in _revoked(agent)
+    assert _crl_metrics(agent)["mailmesh_crl_checked"].value == 1
+    _no_secret(agent, done, secret_id)
+
+
+def test_envoy_validation_context_with_and_without_crl(crl_setup):
+    agent, pki, _secret_id = crl_setup
+    setting = _register(agent, pki, "envoy")
+    done = agent.run()
+    assert done.returncode == 0, done.stdout + done.stderr
+    secret = json.loads(setting.read_text())["resources"][0]
+    context = secret["validation_context"]
+    assert secret["name"] == "mailmesh_ca"
+    assert context["trusted_ca"] == {"filename": str(agent.cert_dir / "ca.pem")}
+    assert context["crl"] == {"filename": str(agent.cert_dir / "crl.pem")}
+    assert context["watched_directory"] == {"path": str(agent.cert_dir)}
+    assert (agent.cert_dir / "ca.pem").read_text() == pki.ca_pem + "\n"
+    # Envoy re-reads its SDS file by itself: nothing is reloaded.
+    assert agent.reloads() == []
+
+    # What the role runs (--only svc --crl-only): the textfile keeps the host's other
+    # certificates.
+    other = json.loads((agent.config_dir / "svc.json").read_text())
+    other_dir = agent.root / "tls" / "other"
+    other_dir.mkdir()
+    other.update(name="other", crl=None, **{key: str(other_dir / ("%s.pem" % key.split("_")[0]))
+                                              for key in ("cert_path", "key_path", "chain_path", "fullchain_path")})
+    (agent.config_dir / "other.json").write_text(json.dumps(other))
+    assert agent.run("--only", "other").returncode == 0
+    done = agent.run("--only", "svc", "--crl-only")
+    assert done.returncode == 0 and "other" not in done.stdout, done.stdout
+    text = (agent.textfile_dir / "mailmesh_cert_renew.prom").read_text()
+    assert 'mailmesh_cert_not_after_timestamp_seconds{cert="other"}' in text
+    assert 'mailmesh_cert_not_after_timestamp_seconds{cert="svc"}' in text
+
+    # An unreadable CRL file (corrupt on disk, Vault unreachable): fail-open.
+    dead = "https://127.0.0.1:%d" % free_port()
+    agent.approle_file.write_text(json.dumps(dict(json.loads(agent.approle_file.read_text()), url=dead, urls=[dead])))
+    (agent.cert_dir / "crl.pem").write_text("-----BEGIN X509 CRL-----\ngarbage\n-----END X509 CRL-----\n")
+    done = agent.run("--crl-only")
+    assert done.returncode == 1
+    assert "FAIL-OPEN" in done.stdout and "unreadable" in done.stdout, done.stdout
+    context = json.loads(setting.read_text())["resources"][0]["validation_context"]
+    assert "crl" not in context and context["trusted_ca"] == {"filename": str(agent.cert_dir / "ca.pem")}
+
+
+def test_bad_crl_answers_are_named(crl_setup):
+    """A node answering garbage is passed over; the next one serves the CRL."""
+    agent, pki, _secret_id = crl_setup
+    from ansible_collections.mailmesh.imap.plugins.module_utils import _crl  # pylint: disable=import-outside-toplevel
+
+    good = {}
+
+    def getter(url):
+        if url.startswith("https://bad"):
+            return b"<html>not a CRL</html>"
+        good["url"] = url
+        return api_crl(pki)
+
+    data, node, problems = _crl.fetch_crls(["https://bad:8200", "https://good:8200"], [pki.mount], None,
+                                           getter=getter)
+    assert node == "https://good:8200" and len(_crl.split_pem_crls(data)) == 1
+    assert problems == ["https://bad:8200: https://bad:8200/v1/%s/crl/pem answered 0 CRL blocks, expected 1"
+                        % pki.mount]
+    with pytest.raises(_crl.CrlError, match="no Vault node served the CRLs"):
+        _crl.fetch_crls(["https://bad:8200"], [pki.mount], None, getter=getter)
+    del agent
+
+
+def api_crl(pki):
+    import requests  # pylint: disable=import-outside-toplevel
+
+    return requests.get("%s/v1/%s/crl/pem" % (pki.bao.url, pki.mount), verify=pki.bao.ca_cert, timeout=10).content
+
+
+def agent_url(agent):
+    return json.loads(agent.approle_file.read_text())["url"]
