@@ -1,6 +1,7 @@
 """Helpers the scenarios' verifiers share (molecule/conftest.py puts this directory on
-sys.path): reach a container, read an Envoy admin page, run a playbook against the
-scenario's inventory, watch an edge device's view of the gateways."""
+sys.path): reach a container, read an Envoy admin page, scrape a Prometheus endpoint,
+run a playbook against the scenario's inventory, watch an edge device's view of the
+gateways."""
 
 import json
 import os
@@ -70,16 +71,88 @@ def journal(target, unit):
     return target.run("journalctl -u %s --no-pager -n 40", unit).stdout
 
 
+# Envoy's admin interface: a Unix socket only root and Envoy's user may open.
+ADMIN_SOCKET = "/run/envoy/admin.sock"
+
+# Runs on a host: HTTP GET over a Unix socket. argv: socket path timeout; prints the
+# body, exits 1 (with the status on stderr) on anything but 200.
+_UNIX_GET = r"""
+import http.client, socket, sys
+path, page, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.settimeout(timeout)
+sock.connect(path)
+conn = http.client.HTTPConnection("localhost", timeout=timeout)
+conn.sock = sock
+conn.request(sys.argv[4] if len(sys.argv) > 4 else "GET", page)
+response = conn.getresponse()
+body = response.read().decode()
+if response.status != 200:
+    sys.exit("%s %s" % (response.status, body[:200]))
+print(body)
+"""
+
+# Runs on a host: GET an http:// URL; prints the body. argv: url timeout.
+_HTTP_GET = r"""
+import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])).read().decode())
+"""
+
+
 def admin(target, path, timeout=30):
-    """GET on the host's Envoy admin interface (loopback only, so from the host)."""
-    cmd = target.run(
-        "python3 -c %s %s %s",
-        "import sys, urllib.request; print(urllib.request.urlopen("
-        "'http://127.0.0.1:9901' + sys.argv[1], timeout=float(sys.argv[2])).read().decode())",
-        path, str(timeout),
-    )
+    """GET on the host's Envoy admin interface (its Unix socket: as root, on the host)."""
+    cmd = target.run("python3 -c %s %s %s %s", _UNIX_GET, ADMIN_SOCKET, path, str(timeout))
     assert cmd.rc == 0, cmd.stderr
     return cmd.stdout
+
+
+def admin_as(target, user, path, method="GET"):
+    """The same request as a local user: the command's result (rc, stdout, stderr)."""
+    return target.run("runuser -u %s -- python3 -c %s %s %s 5 %s",
+                      user, _UNIX_GET, ADMIN_SOCKET, path, method)
+
+
+def scrape(target, url, user="nobody", timeout=10):
+    """A Prometheus endpoint on the host, read as an unprivileged local user (as a
+    scraper on the host would): the text."""
+    cmd = target.run("runuser -u %s -- python3 -c %s %s %s", user, _HTTP_GET, url, str(timeout))
+    assert cmd.rc == 0, "%s: %s" % (url, cmd.stderr)
+    return cmd.stdout
+
+
+# Runs on a host: the HTTP status of each request. argv: host port method path [method path...]
+_HTTP_STATUS = r"""
+import http.client, sys
+for method, path in zip(sys.argv[3::2], sys.argv[4::2]):
+    conn = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=10)
+    conn.request(method, path)
+    print(conn.getresponse().status)
+    conn.close()
+"""
+
+
+def http_statuses(target, port, requests, user="nobody"):
+    """The statuses a local user gets for each (method, path) on 127.0.0.1:port of the
+    host, in one process."""
+    args = [item for request in requests for item in request]
+    cmd = target.run("runuser -u %s -- python3 -c %s 127.0.0.1 %s" + " %s" * len(args),
+                     user, _HTTP_STATUS, str(port), *args)
+    assert cmd.rc == 0, cmd.stderr
+    return [int(line) for line in cmd.stdout.split()]
+
+
+def prometheus_value(text, name, **labels):
+    """The sum of a metric's samples (Prometheus text format) whose labels include
+    `labels`; None when there is none."""
+    total, found = 0.0, False
+    for line in text.splitlines():
+        if not (line.startswith(name + "{") or line.startswith(name + " ")):
+            continue
+        series, _sep, value = line.rpartition(" ")
+        if all('%s="%s"' % item in series for item in labels.items()):
+            total += float(value)
+            found = True
+    return total if found else None
 
 
 def envoy_served_serial(target):

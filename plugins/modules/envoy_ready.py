@@ -30,7 +30,10 @@ attributes:
     description: Nothing to show; the module never changes anything.
 options:
   admin_address:
-    description: The admin interface as C(host:port), on the host itself (C(127.0.0.1:9901)).
+    description:
+      - The admin interface on the host itself, as the absolute path of its Unix socket
+        (the envoy role's C(/run/envoy/admin.sock)), or as C(host:port).
+      - The socket is open to root and Envoy's user only, so the module needs C(become).
     type: str
     required: true
   timeout:
@@ -52,7 +55,8 @@ author:
 EXAMPLES = r"""
 - name: Check that Envoy is ready and serves its certificate
   mailmesh.imap.envoy_ready:
-    admin_address: 127.0.0.1:9901
+    admin_address: /run/envoy/admin.sock
+  become: true
 """
 
 RETURN = r"""
@@ -70,6 +74,7 @@ certificate_chains:
 
 import http.client
 import json
+import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -77,10 +82,36 @@ from ansible.module_utils.basic import AnsibleModule
 DELAY = 1.0
 
 
-def get(address, path, timeout):
-    """(status, body text) of GET http://address/path; (None, reason) when unreachable."""
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket (Envoy's admin pipe)."""
+
+    def __init__(self, path, timeout):
+        http.client.HTTPConnection.__init__(self, "localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def connection_to(address, timeout):
+    """An HTTP connection to a Unix socket path or to host:port."""
+    if address.startswith("/"):
+        return UnixHTTPConnection(address, timeout)
     host, _sep, port = address.rpartition(":")
-    connection = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+    return http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+
+
+def get(address, path, timeout):
+    """(status, body text) of GET path on the admin interface; (None, reason) when
+    unreachable."""
+    connection = connection_to(address, timeout)
     try:
         connection.request("GET", path)
         response = connection.getresponse()
@@ -136,8 +167,9 @@ def main():
         supports_check_mode=True,
     )
     address = module.params["admin_address"]
-    if not address.rpartition(":")[2].isdigit():
-        module.fail_json(msg="admin_address must be host:port, got %r" % address)
+    if not address.startswith("/") and not address.rpartition(":")[2].isdigit():
+        module.fail_json(msg="admin_address must be the path of a Unix socket or host:port, got %r"
+                         % address)
     result, problem = wait(address, module.params["timeout"], module.params["require_certificates"])
     if problem:
         module.fail_json(msg=problem, changed=False, **result)

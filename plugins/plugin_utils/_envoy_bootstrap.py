@@ -20,6 +20,7 @@ import re
 
 __all__ = [
     "PROFILES",
+    "STATS_PATH",
     "SpecError",
     "build_bootstrap",
     "build_sds_secret",
@@ -39,6 +40,16 @@ _FIXED_HEAP = ("type.googleapis.com/envoy.extensions.resource_monitors.fixed_hea
 _DOWNSTREAM_CONNS = ("type.googleapis.com/envoy.extensions.resource_monitors."
                      "downstream_connections.v3.DownstreamConnectionsConfig")
 _SECRET = _TLS + "Secret"
+_HCM = ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+        "HttpConnectionManager")
+_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+
+# The one admin page the stats listener passes on (Prometheus' text format).
+STATS_PATH = "/stats/prometheus"
+STATS_LISTENER = "prometheus_stats"
+ADMIN_CLUSTER = "envoy_admin"
+# The admin socket: only its owner (Envoy's user) and root may connect.
+ADMIN_SOCKET_MODE = 0o600
 
 CERT_SECRET = "mailmesh_cert"
 CA_SECRET = "mailmesh_ca"
@@ -110,6 +121,89 @@ def _duration(value, variable):
 
 def _socket_address(address, port):
     return {"socket_address": {"address": str(address), "port_value": port}}
+
+
+def _socket_path(path, variable):
+    """An absolute Unix socket path that fits in sockaddr_un (107 bytes and a NUL)."""
+    text = str(path)
+    if not text.startswith("/") or text.endswith("/") or len(text.encode("utf-8")) > 107:
+        raise SpecError("%s must be an absolute file path of at most 107 bytes, got %r"
+                        % (variable, path))
+    return text
+
+
+def _admin(spec):
+    """Envoy's admin interface on a Unix socket, mode 0600: no TCP port that any local
+    user could reach (the admin API can stop Envoy, dump its configuration, change its
+    log level)."""
+    admin = spec.get("admin") or {}
+    path = _socket_path(_require(admin, "socket", "__envoy_admin_socket"),
+                        "__envoy_admin_socket")
+    return {"address": {"pipe": {"path": path, "mode": ADMIN_SOCKET_MODE}}}
+
+
+def _stats(spec, limits):
+    """The Prometheus listener and its cluster, or (None, None) when turned off.
+
+    An HTTP listener that passes GET /stats/prometheus (any query string) to the admin
+    socket and answers 404 to everything else, so a scraper never reaches the rest of
+    the admin API (the pattern Istio uses for its port 15090)."""
+    stats = spec.get("stats") or {}
+    address = stats.get("address")
+    if address is None or str(address) == "":
+        return None, None
+    port = _port(_require(stats, "port", "envoy_stats_port"), "envoy_stats_port")
+    manager = {
+        "@type": _HCM,
+        "stat_prefix": STATS_LISTENER,
+        "codec_type": "HTTP1",
+        "normalize_path": True,
+        "merge_slashes": True,
+        "path_with_escaped_slashes_action": "REJECT_REQUEST",
+        "stream_idle_timeout": "10s",
+        "request_timeout": "10s",
+        "route_config": {
+            "name": STATS_LISTENER,
+            "virtual_hosts": [{
+                "name": STATS_LISTENER,
+                "domains": ["*"],
+                "routes": [
+                    {"match": {"path": STATS_PATH,
+                               "headers": [{"name": ":method",
+                                            "string_match": {"exact": "GET"}}]},
+                     "route": {"cluster": ADMIN_CLUSTER, "timeout": "10s"}},
+                    {"match": {"prefix": "/"},
+                     "direct_response": {
+                         "status": 404,
+                         "body": {"inline_string": "only GET %s is served here\n"
+                                  % STATS_PATH}}},
+                ],
+            }],
+        },
+        "http_filters": [{"name": "envoy.filters.http.router",
+                          "typed_config": {"@type": _ROUTER}}],
+    }
+    listener = {
+        "name": STATS_LISTENER,
+        "address": _socket_address(address, port),
+        "per_connection_buffer_limit_bytes": limits["buffer_bytes"],
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                        "typed_config": manager}]}],
+    }
+    cluster = {
+        "name": ADMIN_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "circuit_breakers": {"thresholds": [{"max_connections": 4,
+                                             "max_pending_requests": 16,
+                                             "max_requests": 4}]},
+        "load_assignment": {
+            "cluster_name": ADMIN_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                "pipe": {"path": _admin(spec)["address"]["pipe"]["path"]}}}}]}],
+        },
+    }
+    return listener, cluster
 
 
 def _sds_source(path):
@@ -346,7 +440,7 @@ def build_bootstrap(spec):
     for key, variable in (("cert_sds_path", "envoy_config_dir"), ("ca_sds_path", "envoy_config_dir")):
         if not str(_require(tls, key, variable)).startswith("/"):
             raise SpecError("%s must be an absolute path, got %r" % (variable, tls[key]))
-    admin = spec.get("admin") or {}
+    admin = _admin(spec)
 
     listeners, clusters = [], []
     if profile == "edge":
@@ -430,12 +524,15 @@ def build_bootstrap(spec):
             _port(_require(ingress, "listen_port", "envoy_ingress_port"), "envoy_ingress_port"),
             "mailstore", limits, timeouts, _downstream_tls(tls, [str(p) for p in peers])))
 
+    stats_listener, admin_cluster = _stats(spec, limits)
+    if stats_listener:
+        listeners.append(stats_listener)
+        clusters.append(admin_cluster)
+
     return {
         "node": {"id": str(_require(spec, "node_id", "inventory_hostname")),
                  "cluster": "mailmesh_" + profile},
-        "admin": {"address": _socket_address(
-            _require(admin, "address", "envoy_admin_address"),
-            _port(_require(admin, "port", "envoy_admin_port"), "envoy_admin_port"))},
+        "admin": admin,
         "overload_manager": _overload_manager(limits),
         "static_resources": {"listeners": listeners, "clusters": clusters},
     }

@@ -14,6 +14,9 @@ What is proved:
   the same CA with another name, no certificate, and plain TCP;
 - a certificate renamed over the live one is taken without a restart, and a connection
   opened before the renewal keeps working;
+- the admin interface is a Unix socket of mode 0600 and no TCP port; the Prometheus
+  listener serves GET /stats/prometheus (with real figures: a refused TLS handshake
+  counted) and answers 404 to every other page and method, /quitquitquit included;
 - the role's start-up page reclaimer (mailmesh-envoy-reclaim.py) takes the binary's
   file-backed pages out of Envoy's RSS, and Envoy keeps carrying connections.
 """
@@ -21,12 +24,14 @@ What is proved:
 from __future__ import annotations
 
 import datetime
+import http.client
 import itertools
 import json
 import os
 import pathlib
 import socket
 import ssl
+import stat
 import subprocess
 import sys
 import threading
@@ -180,12 +185,28 @@ def write_sds(directory, pki, cert_name):
             "cipher_suites": ["ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-ECDSA-AES128-GCM-SHA256"]}
 
 
-def make_spec(profile, tls, admin_port=None, **sections):
-    """A spec shaped like roles/envoy/vars/main.yml's __envoy_spec (small limits)."""
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP on a Unix socket (Envoy's admin interface)."""
+
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+def make_spec(profile, tls, admin_socket=None, **sections):
+    """A spec shaped like roles/envoy/vars/main.yml's __envoy_spec (small limits); the
+    admin socket next to the SDS files unless named."""
     spec = {
         "profile": profile,
         "node_id": "test-" + profile,
-        "admin": {"address": "127.0.0.1", "port": admin_port or free_port()},
+        "admin": {"socket": admin_socket or os.path.join(
+            os.path.dirname(os.path.dirname(tls["cert_sds_path"])), "admin.sock")},
+        "stats": {"address": "127.0.0.1", "port": free_port()},
         "limits": {"buffer_bytes": 65536, "listener_connections": 64,
                    "upstream_connections": 64, "downstream_connections": 128,
                    "heap_bytes": 64 * 1048576},
@@ -225,7 +246,7 @@ class EnvoyProcess:
     def __init__(self, envoy, directory, spec):
         self.directory = pathlib.Path(directory)
         self.spec = spec
-        self.admin_url = "http://127.0.0.1:%d" % spec["admin"]["port"]
+        self.admin_socket = spec["admin"]["socket"]
         self.config = write_bootstrap(directory, spec)
         self.log_path = self.directory / "envoy.log"
         self.log = open(self.log_path, "wb")  # pylint: disable=consider-using-with
@@ -236,9 +257,23 @@ class EnvoyProcess:
             stdout=self.log, stderr=subprocess.STDOUT,
         )
 
-    def get(self, path, timeout=2):
-        with urllib.request.urlopen(self.admin_url + path, timeout=timeout) as response:  # nosec
+    @staticmethod
+    def _request(connection, method, path):
+        try:
+            connection.request(method, path)
+            response = connection.getresponse()
             return response.status, response.read().decode("utf-8", "replace")
+        finally:
+            connection.close()
+
+    def get(self, path, timeout=2, method="GET"):
+        """(status, text) of a request on the admin Unix socket."""
+        return self._request(UnixHTTPConnection(self.admin_socket, timeout), method, path)
+
+    def stats_get(self, path, method="GET", timeout=5):
+        """(status, text) of a request on the Prometheus listener (TCP)."""
+        return self._request(http.client.HTTPConnection(
+            "127.0.0.1", self.spec["stats"]["port"], timeout=timeout), method, path)
 
     def wait_ready(self, timeout=30):
         def ready():
@@ -435,7 +470,7 @@ def test_unknown_tls_version_is_refused_by_envoy_and_named(tmp_path, envoy, pki)
     # What roles/envoy/tasks/configure.yml hands the filter (__envoy_profile_variables).
     variables = {
         "envoy_profile": "mesh_ingress",
-        "envoy_admin_address": "127.0.0.1",
+        "envoy_stats_address": "127.0.0.1",
         "envoy_tls_min_version": "TLSv9",
         "envoy_tls_cipher_suites": tls["cipher_suites"],
         "envoy_edge_listen_address": "127.0.0.1",
@@ -507,6 +542,61 @@ def test_ingress_refuses_plain_tcp(mesh):
     assert data == b"" or (data[0] == 0x15 and data[5] == 2 and len(data) == 7), data
     time.sleep(0.3)
     assert mesh.backend.all_bytes() == b""
+
+
+def prometheus_value(text, name, **labels):
+    """The sum of a metric's samples in Prometheus' text format whose labels include
+    `labels`; None when there is no such sample."""
+    total, found = 0.0, False
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        series, _sep, value = line.rpartition(" ")
+        if all('%s="%s"' % item in series for item in labels.items()):
+            total += float(value)
+            found = True
+    return total if found else None
+
+
+def test_admin_is_a_private_socket_and_stats_serve_prometheus_only(mesh):
+    ingress = mesh.ingress
+    mode = os.stat(ingress.admin_socket).st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600, oct(mode)
+    bootstrap = yaml.safe_load(ingress.config.read_text(encoding="utf-8"))
+    assert bootstrap["admin"]["address"] == {"pipe": {"path": ingress.admin_socket, "mode": 0o600}}
+
+    address = "127.0.0.1_%d" % mesh.ingress_port
+
+    def handshake_errors():
+        status, text = ingress.stats_get("/stats/prometheus")
+        assert status == 200, text
+        # A client without a certificate fails the handshake (TLS 1.3: counted here).
+        return prometheus_value(text, "envoy_listener_ssl_fail_verify_no_cert",
+                                envoy_listener_address=address) or 0.0
+
+    before = handshake_errors()
+    context, server_name = tls_client(mesh.pki, None)  # no client certificate
+    assert not try_tls(mesh.ingress_port, context, server_name, b"a1 NOOP\r\n").startswith("answered")
+    assert wait_for(lambda: handshake_errors() > before, 10, 0.2), before
+    status, text = ingress.stats_get("/stats/prometheus")
+    assert prometheus_value(text, "envoy_cluster_membership_healthy",
+                            envoy_cluster_name="mailstore") == 1, text[:2000]
+    # The query string reaches the admin page: only the figures in use.
+    status, text = ingress.stats_get("/stats/prometheus?usedonly")
+    assert status == 200 and "envoy_listener_ssl_session_reused" not in text, text[:2000]
+    assert prometheus_value(text, "envoy_listener_ssl_fail_verify_no_cert") >= 1, text[:2000]
+
+    # Nothing else of the admin API: no page, no other method, no way around the path.
+    for method, path in (("POST", "/quitquitquit"), ("GET", "/quitquitquit"), ("GET", "/ready"),
+                         ("GET", "/certs"), ("GET", "/config_dump"), ("GET", "/stats"),
+                         ("POST", "/logging?level=trace"), ("POST", "/stats/prometheus"),
+                         ("GET", "/stats/prometheus/../quitquitquit"),
+                         ("GET", "//quitquitquit"), ("GET", "/stats/prometheus%2F..%2Fcerts")):
+        status, text = ingress.stats_get(path, method=method)
+        assert status in (400, 404), (method, path, status, text[:200])
+    time.sleep(0.5)
+    assert ingress.proc.poll() is None, ingress.log_text()
+    assert ingress.get("/ready")[1].strip() == "LIVE"
 
 
 def test_certificate_rotation_without_restart(mesh):
@@ -614,7 +704,7 @@ def test_startup_pages_are_reclaimed_and_envoy_keeps_serving(tmp_path, envoy, pk
     before = _rss_file_kib(ingress.proc.pid)
     result = subprocess.run(
         [sys.executable, str(RECLAIM_SCRIPT), "--pid", str(ingress.proc.pid), "--binary", envoy,
-         "--ready-url", ingress.admin_url + "/ready", "--timeout", "10"],
+         "--admin-socket", ingress.admin_socket, "--timeout", "10"],
         capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert "reclaimed the binary's start-up pages" in result.stdout, result.stdout

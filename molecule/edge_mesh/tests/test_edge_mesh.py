@@ -28,6 +28,8 @@ ENVOY_HOSTS = (STORE,) + GATEWAYS + (EDGE,)
 USER, PASSWORD = "alice@example.test", "alice-secret"
 MAILDIR = "/var/vmail/example.test/alice/Maildir"
 BOOTSTRAP = "/etc/mailmesh/envoy/envoy.yaml"
+ADMIN_SOCKET = mesh_checks.ADMIN_SOCKET
+STATS_PORT, DOVECOT_STATS_PORT, NODE_EXPORTER_PORT = 9902, 9900, 9100
 ENVOY_CERT_DIR = "/etc/mailmesh/tls/envoy"
 INGRESS_PORT, DEVICE_PORT, DOVECOT_PROXY_PORT = 10993, 9993, 10143
 SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,11 +99,30 @@ def test_each_host_runs_its_profile(hosts, name, profile):
     assert user == "envoy"
 
 
-def test_admin_interface_is_on_loopback_only(hosts):
-    for name in ENVOY_HOSTS:
-        listening = hosts[name].run("ss -Htlnp").stdout
-        assert re.search(r"127\.0\.0\.1:9901\b", listening), listening
-        assert not re.search(r"(\*|0\.0\.0\.0|\[::\]):9901\b", listening), listening
+@pytest.mark.parametrize("name", ENVOY_HOSTS)
+def test_admin_interface_is_a_socket_only_root_may_open(hosts, name):
+    """No admin port on TCP; the socket is Envoy's (0600, in a 0700 directory): root gets
+    its pages, a local user gets nothing, /quitquitquit included."""
+    host = hosts[name]
+    pid = _envoy_pid(host)
+    listening = host.run("ss -Hltn").stdout
+    assert not re.search(r":9901\b", listening), listening
+    sock, directory = host.file(ADMIN_SOCKET), host.file(os.path.dirname(ADMIN_SOCKET))
+    assert sock.is_socket and (sock.user, sock.mode) == ("envoy", 0o600), (sock.user, oct(sock.mode))
+    assert (directory.user, directory.mode) == ("envoy", 0o700), (directory.user, oct(directory.mode))
+    assert _admin(host, "/ready").strip() == "LIVE"
+    for method, path in (("GET", "/ready"), ("POST", "/quitquitquit")):
+        denied = mesh_checks.admin_as(host, "nobody", path, method)
+        assert denied.rc != 0 and "PermissionError" in denied.stderr, (denied.stdout, denied.stderr)
+    # The Prometheus listener is open to local users but passes only /stats/prometheus.
+    stats = "http://127.0.0.1:%d" % STATS_PORT
+    text = mesh_checks.scrape(host, stats + "/stats/prometheus")
+    assert mesh_checks.prometheus_value(text, "envoy_server_live") == 1, text[-2000:]
+    refused = (("POST", "/quitquitquit"), ("GET", "/quitquitquit"), ("GET", "/certs"),
+               ("GET", "/config_dump"), ("POST", "/stats/prometheus"),
+               ("GET", "/stats/prometheus/../quitquitquit"))
+    assert mesh_checks.http_statuses(host, STATS_PORT, refused) == [404] * len(refused)
+    assert _envoy_pid(host) == pid, _journal(host)
 
 
 def test_the_edge_device_is_arm64_and_runs_arm64_envoy(hosts):
@@ -162,6 +183,110 @@ def test_device_link_uses_tls13_chacha20(hosts):
     chacha = re.search(r"cluster\.gateways\.ssl\.ciphers\.TLS_CHACHA20_POLY1305_SHA256: (\d+)", stats)
     assert chacha and int(chacha.group(1)) > 0, stats
     assert re.search(r"cluster\.gateways\.ssl\.versions\.TLSv1\.3: [1-9]", stats), stats
+
+
+# --- what Prometheus sees ----------------------------------------------------------
+
+# Runs on the store: LOGIN with a wrong password on Dovecot's loopback listener.
+BAD_LOGIN = r"""
+import imaplib
+m = imaplib.IMAP4("127.0.0.1", 143, timeout=60)
+try:
+    m.login("alice@example.test", "not-her-password")
+except imaplib.IMAP4.error as exc:
+    print("REFUSED", exc)
+"""
+
+
+def _envoy_stats(host):
+    return mesh_checks.scrape(host, "http://127.0.0.1:%d/stats/prometheus" % STATS_PORT)
+
+
+def _dovecot_stats(store):
+    return mesh_checks.scrape(store, "http://127.0.0.1:%d/metrics" % DOVECOT_STATS_PORT)
+
+
+def _figures(hosts):
+    """The figures an operator watches, as a local user on each host scrapes them."""
+    value = mesh_checks.prometheus_value
+    store, edge = _envoy_stats(hosts[STORE]), _envoy_stats(hosts[EDGE])
+    gateways = [_envoy_stats(hosts[name]) for name in GATEWAYS]
+    dovecot = _dovecot_stats(hosts[STORE])
+    return {
+        "ingress connections": value(store, "envoy_tcp_downstream_cx_total",
+                                     envoy_tcp_prefix="ingress_imap"),
+        "ingress handshakes": value(store, "envoy_listener_ssl_handshake",
+                                    envoy_listener_address="0.0.0.0_%d" % INGRESS_PORT),
+        "ingress refused handshakes": value(store, "envoy_listener_ssl_fail_verify_no_cert",
+                                            envoy_listener_address="0.0.0.0_%d" % INGRESS_PORT),
+        "healthy store backend": value(store, "envoy_cluster_membership_healthy",
+                                       envoy_cluster_name="mailstore"),
+        # The device's Envoy balances over both gateways: their sum.
+        "gateway upstream connections": sum(
+            value(text, "envoy_cluster_upstream_cx_total",
+                  envoy_cluster_name="store_" + STORE.replace("-", "_")) or 0 for text in gateways),
+        "edge connections": value(edge, "envoy_tcp_downstream_cx_total",
+                                  envoy_tcp_prefix="edge_imap"),
+        "healthy gateways": value(edge, "envoy_cluster_membership_healthy",
+                                  envoy_cluster_name="gateways"),
+        "gateway health checks passed": value(edge, "envoy_cluster_health_check_success",
+                                              envoy_cluster_name="gateways"),
+        "logins": value(dovecot, "dovecot_auth_success_total"),
+        "failed logins": value(dovecot, "dovecot_auth_failure_total"),
+        "sessions ended": value(dovecot, "dovecot_imap_session_total"),
+        "APPENDs": value(dovecot, "dovecot_imap_command_total", cmd_name="APPEND",
+                         tagged_reply_state="OK"),
+    }
+
+
+def test_prometheus_sees_sessions_health_and_refused_handshakes(hosts, certs):
+    """Envoy's and Dovecot's figures, scraped as an unprivileged local user (no admin
+    interface), move with what happens: an app session, a wrong password, a client
+    without a certificate."""
+    before = _figures(hosts)
+    _edge_session(_subject("metrics"))
+    refused = hosts[STORE].run("python3 -c %s", BAD_LOGIN)
+    assert "REFUSED" in refused.stdout, (refused.stdout, refused.stderr)
+    result = _tls_banner(_ip(STORE), INGRESS_PORT, certs["ca"])  # no client certificate
+    assert not (isinstance(result, bytes) and result), result
+    grown = ("ingress connections", "ingress handshakes", "ingress refused handshakes",
+             "gateway upstream connections", "edge connections", "gateway health checks passed",
+             "logins", "failed logins", "sessions ended", "APPENDs")
+    for _attempt in range(20):  # a session's end reaches Dovecot's stats a moment later
+        after = _figures(hosts)
+        if all((after[name] or 0) > (before[name] or 0) for name in grown):
+            break
+        time.sleep(0.5)
+    for name in grown:
+        assert (after[name] or 0) > (before[name] or 0), (name, before, after)
+    assert after["healthy gateways"] == len(GATEWAYS), after
+    assert after["healthy store backend"] == 1, after
+
+
+def test_node_exporter_serves_the_textfiles(hosts):
+    """Debian's prometheus-node-exporter, as an operator installs it, serves what the
+    units write to its textfile directory: the certificate agent's figures and the
+    restart counts."""
+    store = hosts[STORE]
+    install = store.run("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+                        "--no-install-recommends prometheus-node-exporter")
+    assert install.rc == 0, install.stderr[-2000:]
+    store.run_expect([0], "systemctl start mailmesh-cert-renew.service")
+    url = "http://127.0.0.1:%d/metrics" % NODE_EXPORTER_PORT
+    for _attempt in range(30):
+        up = store.run("runuser -u nobody -- python3 -c %s %s 5", mesh_checks._HTTP_GET, url)
+        if up.rc == 0:
+            break
+        time.sleep(1)
+    text = mesh_checks.scrape(store, url)
+    value = mesh_checks.prometheus_value
+    assert value(text, "node_textfile_scrape_error") == 0, text[-3000:]
+    not_after = value(text, "mailmesh_cert_not_after_timestamp_seconds", cert="envoy")
+    assert not_after and not_after > time.time(), text[-3000:]
+    assert value(text, "mailmesh_cert_renew_success", cert="envoy") == 1, text[-3000:]
+    assert value(text, "mailmesh_cert_renew_last_run_timestamp_seconds") > time.time() - 300
+    for unit in ("envoy.service", "dovecot.service"):
+        assert value(text, "mailmesh_service_restarts_total", unit=unit) is not None, (unit, text[-3000:])
 
 
 def test_failover_when_a_gateway_stops_and_returns(hosts):
@@ -410,8 +535,7 @@ def test_envoy_comes_back_after_kills_and_a_clean_exit(hosts, name):
     unit_checks.check_comes_back(host, "envoy", lambda: _journal(host), reload=False)
     # Active right after the fork (Type=simple): the admin interface follows shortly.
     for _attempt in range(120):
-        ready = host.run("python3 -c %s", "import urllib.request; print(urllib.request.urlopen("
-                         "'http://127.0.0.1:9901/ready', timeout=5).read().decode())")
+        ready = mesh_checks.admin_as(host, "root", "/ready")
         if ready.rc == 0 and ready.stdout.strip() == "LIVE":
             break
         time.sleep(1)

@@ -9,7 +9,8 @@ asks the kernel to reclaim them now (process_madvise with MADV_PAGEOUT, Linux 5.
 later). A page Envoy still uses comes back on its next touch, from the page cache or the
 disk; the binary's writable data and Envoy's own memory are left alone.
 
-  python3 mailmesh-envoy-reclaim.py --pid PID --binary PATH [--ready-url URL]
+  python3 mailmesh-envoy-reclaim.py --pid PID --binary PATH
+                                    [--admin-socket PATH | --ready-url URL]
                                     [--timeout SECONDS]
 
 It runs as the unit's ExecStartPost, as root (CAP_SYS_NICE and CAP_SYS_PTRACE). It prints
@@ -20,8 +21,10 @@ service.
 import argparse
 import ctypes
 import errno
+import http.client
 import os
 import platform
+import socket
 import sys
 import time
 import urllib.error
@@ -95,15 +98,40 @@ def page_out(pid, ranges):
         os.close(pidfd)
 
 
-def wait_ready(url, timeout):
-    """True once `url` (Envoy's admin /ready) answers 200 LIVE, False after `timeout`."""
+def ready_on_socket(path, timeout):
+    """(status, body) of GET /ready on Envoy's admin Unix socket."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    connection = http.client.HTTPConnection("localhost", timeout=timeout)
+    try:
+        sock.connect(path)
+        connection.sock = sock
+        connection.request("GET", "/ready")
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+        sock.close()
+
+
+def ready_on_url(url, timeout):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.status, response.read()
+
+
+def wait_ready(url, timeout, admin_socket=""):
+    """True once Envoy's admin /ready (on the Unix socket `admin_socket`, else at `url`)
+    answers 200 LIVE, False after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200 and response.read().strip() == b"LIVE":
-                    return True
-        except (OSError, urllib.error.URLError):
+            if admin_socket:
+                status, body = ready_on_socket(admin_socket, 2)
+            else:
+                status, body = ready_on_url(url, 2)
+            if status == 200 and body.strip() == b"LIVE":
+                return True
+        except (OSError, http.client.HTTPException, urllib.error.URLError):
             pass
         if time.monotonic() >= deadline:
             return False
@@ -119,12 +147,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--pid", type=int, required=True, help="Envoy's PID ($MAINPID)")
     parser.add_argument("--binary", required=True, help="the envoy binary's path")
+    parser.add_argument("--admin-socket", default="",
+                        help="Envoy's admin Unix socket: wait until its /ready answers LIVE")
     parser.add_argument("--ready-url", default="", help="wait until this answers LIVE")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
     args = parser.parse_args(argv)
     prefix = "envoy pid %d:" % args.pid
 
-    if args.ready_url and not wait_ready(args.ready_url, args.timeout):
+    waiting = args.admin_socket or args.ready_url
+    if waiting and not wait_ready(args.ready_url, args.timeout, args.admin_socket):
         print("%s not ready within %gs; nothing reclaimed" % (prefix, args.timeout))
         return 0
     try:

@@ -109,7 +109,7 @@ def test_a_refusal_is_reported_and_does_not_fail_the_unit(monkeypatch, capsys, r
 
 
 def test_not_ready_reclaims_nothing(monkeypatch, capsys, reclaim):
-    monkeypatch.setattr(reclaim, "wait_ready", lambda url, timeout: False)
+    monkeypatch.setattr(reclaim, "wait_ready", lambda url, timeout, admin_socket="": False)
     monkeypatch.setattr(reclaim, "page_out", lambda pid, ranges: pytest.fail("paged out"))
     assert reclaim.main(["--pid", "42", "--binary", BINARY,
                          "--ready-url", "http://127.0.0.1:9901/ready", "--timeout", "1"]) == 0

@@ -18,7 +18,8 @@ NAMES = ["envoy_bootstrap", "envoy_sds_secret", "envoy_egress_ports", "envoy_err
 SPEC = {
     "profile": "mesh_ingress",
     "node_id": "store1",
-    "admin": {"address": "127.0.0.1", "port": 9901},
+    "admin": {"socket": "/run/envoy/admin.sock"},
+    "stats": {"address": "127.0.0.1", "port": 9902},
     "limits": {"buffer_bytes": 262144, "listener_connections": 8192,
                "upstream_connections": 8192, "downstream_connections": 16384,
                "heap_bytes": 536870912},
@@ -115,7 +116,7 @@ def test_filters_through_the_templar():
     trust = pytest.importorskip("ansible._internal._datatag._tags")
     templar = templar_mod.Templar(loader=None, variables={
         "spec": SPEC, "stores": ["store2", "store1"], "files": {"ca": "/etc/ca.pem"},
-        "bad": dict(SPEC, admin={"address": "127.0.0.1", "port": "admin"}),
+        "bad": dict(SPEC, stats={"address": "127.0.0.1", "port": "stats"}),
     })
 
     def render(text):
@@ -128,4 +129,4 @@ def test_filters_through_the_templar():
         "validation_context"]["trusted_ca"]["filename"] == "/etc/ca.pem"
     with pytest.raises(Exception) as err:  # Ansible wraps the filter's error
         render("{{ bad | mailmesh.imap.envoy_bootstrap }}")
-    assert "envoy_admin_port must be a port number" in str(err.value)
+    assert "envoy_stats_port must be a port number" in str(err.value)

@@ -1,7 +1,10 @@
-"""Unit tests for plugins/modules/envoy_ready.py against a fake admin interface on 127.0.0.1."""
+"""Unit tests for plugins/modules/envoy_ready.py against a fake admin interface on 127.0.0.1
+(and one on a Unix socket, as the envoy role runs Envoy's)."""
 
 import http.server
 import json
+import os
+import socketserver
 import threading
 
 import pytest
@@ -29,6 +32,7 @@ def admin():
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.handler = Handler
     server.answers = {"/ready": (200, "LIVE\n"), "/certs": (200, json.dumps(CERTS))}
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -88,7 +92,7 @@ def test_nothing_listening(run_module, monkeypatch):
 
 def test_bad_address_names_the_option(run_module):
     result = run_module(module, {"admin_address": "localhost"})
-    assert result["failed"] and "admin_address must be host:port" in result["msg"]
+    assert result["failed"] and "admin_address must be the path of a Unix socket or host:port" in result["msg"]
 
 
 def test_documented_options_and_return_values():
@@ -96,3 +100,26 @@ def test_documented_options_and_return_values():
     assert set(doc["options"]) == {"admin_address", "timeout", "require_certificates"}
     assert yaml.safe_load(module.EXAMPLES)
     assert set(yaml.safe_load(module.RETURN)) == {"state", "certificate_chains"}
+
+
+def test_ready_on_a_unix_socket(admin, run_module, tmp_path):
+    """The role's case: the admin interface is a Unix socket path."""
+
+    class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+    path = str(tmp_path / "admin.sock")
+    server = UnixServer(path, admin.handler)
+    server.answers = admin.answers
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = run_module(module, {"admin_address": path})
+        assert not result.get("failed"), result
+        assert result["state"] == "LIVE" and result["certificate_chains"] == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+        os.unlink(path)
+    result = run_module(module, {"admin_address": path, "timeout": 1})
+    assert result["failed"] and "does not answer" in result["msg"] and path in result["msg"]

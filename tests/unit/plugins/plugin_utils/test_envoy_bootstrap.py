@@ -26,7 +26,10 @@ def make_spec(profile, **sections):
     spec = {
         "profile": profile,
         "node_id": "host1",
-        "admin": {"address": "127.0.0.1", "port": 9901},
+        "admin": {"socket": "/run/envoy/admin.sock"},
+        # The Prometheus listener is off here (envoy_stats_address empty), so that the
+        # profiles' own listeners are alone; test_stats_listener turns it on.
+        "stats": {"address": "", "port": 9902},
         "limits": {"buffer_bytes": 262144, "listener_connections": 8192,
                    "upstream_connections": 8192, "downstream_connections": 16384,
                    "heap_bytes": 512 * 1048576},
@@ -115,8 +118,8 @@ def _assert_tls13(common):
 def _assert_common_parts(boot, spec):
     """Overload manager, admin and node: the same for every profile."""
     assert boot["node"] == {"id": "host1", "cluster": "mailmesh_" + spec["profile"]}
-    assert boot["admin"] == {"address": {"socket_address": {"address": "127.0.0.1",
-                                                            "port_value": 9901}}}
+    assert boot["admin"] == {"address": {"pipe": {"path": "/run/envoy/admin.sock",
+                                                  "mode": 0o600}}}
     overload = boot["overload_manager"]
     monitors = {m["name"]: m["typed_config"] for m in overload["resource_monitors"]}
     heap = monitors["envoy.resource_monitors.fixed_heap"]
@@ -317,7 +320,8 @@ def test_durations(value, expected):
     ("edge", {"edge__gateways": [{"name": "gw1", "port": 99999}]}, "envoy_edge_gateways"),
     ("mesh_egress", {"egress__base_port": "x"}, "envoy_egress_base_port"),
     ("mesh_egress", {"egress__store_port": 0}, "envoy_ingress_port"),
-    ("edge", {"admin__port": 123456}, "envoy_admin_port"),
+    ("edge", {"stats__address": "127.0.0.1", "stats__port": 123456}, "envoy_stats_port"),
+    ("edge", {"stats__address": "127.0.0.1", "stats__port": None}, "envoy_stats_port"),
     # Durations
     ("mesh_ingress", {"timeouts__connect": "2 seconds"}, "envoy_connect_timeout"),
     ("mesh_ingress", {"timeouts__idle": "1d"}, "envoy_idle_timeout"),
@@ -344,7 +348,9 @@ def test_durations(value, expected):
     ("edge", {"edge__listen_address": ""}, "envoy_edge_listen_address"),
     ("mesh_ingress", {"ingress__backend_address": None}, "envoy_ingress_backend_address"),
     ("mesh_egress", {"egress__listen_address": _DELETE}, "envoy_egress_listen_address"),
-    ("edge", {"admin__address": _DELETE}, "envoy_admin_address"),
+    ("edge", {"admin__socket": _DELETE}, "__envoy_admin_socket"),
+    ("edge", {"admin__socket": "run/envoy/admin.sock"}, "__envoy_admin_socket"),
+    ("edge", {"admin__socket": "/run/" + "x" * 120}, "__envoy_admin_socket"),
     ("edge", {"node_id": ""}, "inventory_hostname"),
     ("edge", {"tls__cert_sds_path": "sds/cert.yaml"}, "envoy_config_dir"),
     ("edge", {"tls__ca_sds_path": _DELETE}, "envoy_config_dir"),
@@ -483,7 +489,7 @@ def test_name_variables_in_error():
     variables = {
         "envoy_tls_min_version": "TLSv9",
         "envoy_profile": "mesh_ingress",
-        "envoy_admin_address": "127.0.0.1",
+        "envoy_stats_address": "127.0.0.1",
         "envoy_ingress_allowed_peers": ["gw1", "gw2"],
         "envoy_connect_timeout": "2s",
         "envoy_idle_timeout": "1h",
@@ -516,3 +522,30 @@ def test_name_variables_in_error_booleans_are_ignored():
     assert name_variables_in_error("field True is invalid", {"envoy_quickack": True}) == []
     assert name_variables_in_error("field 443 is invalid", {"envoy_port": 443}) == ["envoy_port"]
     assert name_variables_in_error("field 44 is invalid", {"envoy_port": 44}) == []
+
+
+@pytest.mark.parametrize("profile", ["edge", "mesh_egress", "mesh_ingress"])
+def test_stats_listener(profile):
+    """GET /stats/prometheus goes to the admin socket, everything else gets a 404."""
+    plain = build_bootstrap(make_spec(profile))
+    boot = build_bootstrap(make_spec(profile, stats__address="127.0.0.1"))
+    listeners = boot["static_resources"]["listeners"]
+    clusters = boot["static_resources"]["clusters"]
+    assert listeners[:-1] == plain["static_resources"]["listeners"]
+    assert clusters[:-1] == plain["static_resources"]["clusters"]
+    stats, admin = listeners[-1], clusters[-1]
+    assert stats["address"] == {"socket_address": {"address": "127.0.0.1", "port_value": 9902}}
+    assert admin["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] == {
+        "pipe": {"path": "/run/envoy/admin.sock"}}
+    (chain,) = stats["filter_chains"]
+    (manager,) = chain["filters"]
+    config = manager["typed_config"]
+    assert config["normalize_path"] and config["merge_slashes"]
+    assert config["path_with_escaped_slashes_action"] == "REJECT_REQUEST"
+    (host,) = config["route_config"]["virtual_hosts"]
+    forward, rest = host["routes"]
+    assert forward["match"] == {"path": "/stats/prometheus",
+                                "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]}
+    assert forward["route"]["cluster"] == admin["name"]
+    assert rest["match"] == {"prefix": "/"} and rest["direct_response"]["status"] == 404
+    assert "route" not in rest
