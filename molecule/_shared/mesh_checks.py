@@ -41,10 +41,32 @@ print("FETCHED " + subject, flush=True)
 """
 
 
+# Runs on the Vault host: unseal keys on stdin, one per line, PUT to sys/unseal; prints
+# only whether it is still sealed.
+UNSEAL = r"""
+import json, ssl, sys, urllib.request
+context = ssl.create_default_context(cafile=sys.argv[1])
+status = {"sealed": True}
+for key in sys.stdin.read().split():
+    request = urllib.request.Request("https://127.0.0.1:8200/v1/sys/unseal", method="PUT",
+                                     data=json.dumps({"key": key}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    status = json.loads(urllib.request.urlopen(request, timeout=10, context=context).read())
+print("sealed=%s" % status["sealed"])
+"""
+
+
 def host(name):
     """A testinfra host on the docker backend: one `docker exec` per command, much
     faster than going through Ansible under qemu emulation."""
     return testinfra.get_host("docker://" + name)
+
+
+def vault_ca_file(target, tmp_path_factory, path="/etc/mailmesh/vault/ca.pem"):
+    """The Vault CA every host trusts, copied out of target for the tests' TLS clients."""
+    copy = tmp_path_factory.mktemp("ca") / "ca.pem"
+    copy.write_text(target.file(path).content_string)
+    return str(copy)
 
 
 def ip(name):

@@ -373,7 +373,10 @@ class CertKeeper:
                 lambda: self.connection.unauthenticated_get("%s/cert/ca" % self.mount, **kwargs),
                 what, self.warn)
         except Exception as exc:  # pylint: disable=broad-except
-            raise RenewalError(self.connection.vault_error(exc, what) + self.clock_hint(cert))
+            message, hint = self.connection.vault_error(exc, what), self.clock_hint(cert)
+            if hint and message.endswith("."):
+                message = message[:-1]  # the hint starts a new sentence
+            raise RenewalError(message + hint)
         data = response_json(response).get("data") or {}
         pem = data.get("certificate") or ""
         if not pem.strip():

@@ -394,7 +394,24 @@ def _http_date(value):
     return parsed.astimezone(datetime.timezone.utc)
 
 
+# OpenSSL's verify results for a certificate outside its validity period (9: not yet
+# valid, 10: expired), and their texts, which requests' wrapped errors carry.
+_VALIDITY_CODES = (9, 10)
+_VALIDITY_TEXTS = ("certificate is not yet valid", "certificate has expired")
+
+
 def _tls_verification_failed(where, while_, exc):
+    if getattr(exc, "verify_code", None) in _VALIDITY_CODES or any(
+            text in str(exc) for text in _VALIDITY_TEXTS):
+        # The server's certificate is renewed long before it ends, so a wrong clock on
+        # this host is the likely cause: say so, with the time this host believes.
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return (
+            "TLS verification of %s failed%s: %s. By this host's clock (%s) the server's "
+            "certificate is outside its validity period: if that certificate is current, "
+            "this host's clock is wrong; fix its time synchronisation (systemd-timesyncd, "
+            "chrony)." % (where, while_, exc, now)
+        )
     return (
         "TLS verification of %s failed%s: %s. Point ca_cert at the CA "
         "that signed the server's certificate." % (where, while_, exc)

@@ -21,6 +21,7 @@ import re
 __all__ = [
     "PROFILES",
     "STATS_PATH",
+    "UNAVAILABLE",
     "SpecError",
     "build_bootstrap",
     "build_sds_secret",
@@ -39,6 +40,9 @@ _FIXED_HEAP = ("type.googleapis.com/envoy.extensions.resource_monitors.fixed_hea
                "FixedHeapConfig")
 _DOWNSTREAM_CONNS = ("type.googleapis.com/envoy.extensions.resource_monitors."
                      "downstream_connections.v3.DownstreamConnectionsConfig")
+_DIRECT_RESPONSE = ("type.googleapis.com/envoy.extensions.filters.network.direct_response.v3."
+                    "Config")
+_AGGREGATE = "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig"
 _SECRET = _TLS + "Secret"
 _HCM = ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
         "HttpConnectionManager")
@@ -57,6 +61,10 @@ CA_SECRET = "mailmesh_ca"
 # Envoy resource names end up in stat names: keep them to safe characters.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 _DURATION = re.compile(r"^[0-9]+(\.[0-9]+)?s$")
+# What a message inside an IMAP response line may hold: printable ASCII, no CR or LF.
+_IMAP_TEXT = re.compile(r"^[ -~]+$")
+# The gateway's fallback for a store that fails its health checks (profile mesh_egress).
+UNAVAILABLE = "store_unavailable"
 
 
 class SpecError(ValueError):
@@ -268,6 +276,17 @@ def _upstream_tls(tls, peer_names, sni=None):
     return {"name": "envoy.transport_sockets.tls", "typed_config": config}
 
 
+def _connection_limit(name, limits):
+    return {
+        "name": "envoy.filters.network.connection_limit",
+        "typed_config": {
+            "@type": _CONN_LIMIT,
+            "stat_prefix": name,
+            "max_connections": limits["listener_connections"],
+        },
+    }
+
+
 def _tcp_listener(name, address, port, cluster, limits, timeouts, transport_socket=None):
     proxy = {
         "@type": _TCP_PROXY,
@@ -284,14 +303,7 @@ def _tcp_listener(name, address, port, cluster, limits, timeouts, transport_sock
         proxy["max_early_data_bytes"] = 0
     chain = {
         "filters": [
-            {
-                "name": "envoy.filters.network.connection_limit",
-                "typed_config": {
-                    "@type": _CONN_LIMIT,
-                    "stat_prefix": name,
-                    "max_connections": limits["listener_connections"],
-                },
-            },
+            _connection_limit(name, limits),
             {"name": "envoy.filters.network.tcp_proxy", "typed_config": proxy},
         ],
     }
@@ -336,6 +348,80 @@ def _cluster(name, endpoints, limits, timeouts, transport_socket=None):
     if transport_socket:
         cluster["transport_socket"] = transport_socket
     return cluster
+
+
+def _aggregate(name, members, limits, timeouts):
+    """A cluster that sends each connection to the first member with a healthy host."""
+    return {
+        "name": name,
+        "connect_timeout": timeouts["connect"],
+        "lb_policy": "CLUSTER_PROVIDED",
+        "cluster_type": {
+            "name": "envoy.clusters.aggregate",
+            "typed_config": {"@type": _AGGREGATE, "clusters": list(members)},
+        },
+        "circuit_breakers": {
+            "thresholds": [{
+                "max_connections": limits["upstream_connections"],
+                "max_pending_requests": limits["upstream_connections"],
+            }],
+        },
+    }
+
+
+def _store_health_check(health):
+    """The gateway's check of a store, end to end: TLS to the store's Envoy ingress, which
+    passes it to Dovecot's PROXY-protocol listener; healthy when Dovecot greets. A new
+    connection each time (Dovecot would take a second PROXY header for a command)."""
+    interval = _duration(health.get("interval", "5s"), "envoy_egress_health_check_interval")
+    return {
+        "timeout": _duration(health.get("timeout", "2s"), "envoy_egress_health_check_timeout"),
+        "interval": interval,
+        # The gateways' egress is idle between logins: check as often all the same.
+        "no_traffic_interval": interval,
+        "unhealthy_threshold": _positive(health.get("unhealthy_threshold", 2),
+                                         "envoy_egress_health_check_unhealthy_threshold"),
+        "healthy_threshold": _positive(health.get("healthy_threshold", 1),
+                                       "envoy_egress_health_check_healthy_threshold"),
+        "reuse_connection": False,
+        "tcp_health_check": {
+            "send": {"text": binascii.hexlify(
+                b"PROXY TCP4 127.0.0.1 127.0.0.1 1 143\r\n").decode("ascii")},
+            "receive": [{"text": binascii.hexlify(b"* OK").decode("ascii")}],
+        },
+    }
+
+
+def _unavailable(egress, ports, limits):
+    """The loopback listener that answers for a store that is down: one IMAP BYE line
+    with the operator's message, then the connection closes. NGINX passes that line to
+    the client (proxy_pass_error_message) in place of the store's greeting."""
+    port = _port(_require(egress, "unavailable_port", "envoy_egress_unavailable_port"),
+                 "envoy_egress_unavailable_port")
+    address = _require(egress, "listen_address", "envoy_egress_listen_address")
+    taken = dict((entry["port"], store) for store, entry in ports.items())
+    if port in taken:
+        raise SpecError("envoy_egress_unavailable_port %d is the egress port of store %s "
+                        "(envoy_egress_base_port and up, one per store): choose a port "
+                        "outside that range" % (port, taken[port]))
+    message = str(_require(egress, "unavailable_message", "envoy_egress_unavailable_message"))
+    if not _IMAP_TEXT.match(message):
+        raise SpecError("envoy_egress_unavailable_message must be one line of printable "
+                        "ASCII (it is sent in an IMAP response), got %r" % message)
+    listener = {
+        "name": UNAVAILABLE,
+        "address": _socket_address(address, port),
+        "per_connection_buffer_limit_bytes": limits["buffer_bytes"],
+        "filter_chains": [{"filters": [
+            _connection_limit(UNAVAILABLE, limits),
+            {"name": "envoy.filters.network.direct_response",
+             "typed_config": {
+                 "@type": _DIRECT_RESPONSE,
+                 "response": {"inline_string": "* BYE [UNAVAILABLE] %s\r\n" % message},
+             }},
+        ]}],
+    }
+    return {"address": address, "port": port, "listener": listener}
 
 
 def _limits(spec):
@@ -498,13 +584,24 @@ def build_bootstrap(spec):
             raise SpecError("envoy_egress_stores has names that repeat, or that differ only in "
                             "characters other than letters, digits and '_': %r"
                             % [peer[0] for peer in stores])
+        unavailable = _unavailable(egress, ports, limits)
+        health = _store_health_check(egress.get("health_check") or {})
         for name, address, port in sorted(stores):
             cluster_name = "store_" + _safe(name)
-            clusters.append(_cluster(cluster_name, [(name, address, port)], limits, timeouts,
-                                     _upstream_tls(tls, [name], sni=name)))
+            cluster = _cluster(cluster_name, [(name, address, port)], limits, timeouts,
+                               _upstream_tls(tls, [name], sni=name))
+            cluster["health_checks"] = [health]
+            # A store that failed its checks gets no connection, even as the only host.
+            cluster["common_lb_config"] = {"healthy_panic_threshold": {"value": 0}}
+            clusters.append(cluster)
+            clusters.append(_aggregate("to_" + cluster_name, [cluster_name, UNAVAILABLE],
+                                       limits, timeouts))
             listeners.append(_tcp_listener(
                 "egress_" + _safe(name), ports[name]["address"], ports[name]["port"],
-                cluster_name, limits, timeouts))
+                "to_" + cluster_name, limits, timeouts))
+        clusters.append(_cluster(UNAVAILABLE, [(UNAVAILABLE, unavailable["address"],
+                                                unavailable["port"])], limits, timeouts))
+        listeners.append(unavailable["listener"])
     else:
         ingress = spec.get("ingress") or {}
         peers = ingress.get("allowed_peers")

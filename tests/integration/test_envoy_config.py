@@ -53,6 +53,8 @@ from ansible_collections.mailmesh.imap.plugins.plugin_utils._envoy_bootstrap imp
 from ansible_collections.mailmesh.imap.tests.integration._support import envoy_binary, free_port
 
 PROXY_HEADER = b"PROXY TCP4 203.0.113.7 198.51.100.1 50000 993\r\n"
+# What the gateway's Envoy sends a store to check it (then it waits for "* OK").
+HEALTH_CHECK = b"PROXY TCP4 127.0.0.1 127.0.0.1 1 143\r\n"
 UTC = datetime.timezone.utc
 # Distinct --base-id per Envoy of this run (shared memory names stay apart even if hot
 # restart were on); derived from the PID so parallel runs differ too.
@@ -219,7 +221,10 @@ def make_spec(profile, tls, admin_socket=None, **sections):
                                   "healthy_threshold": 1},
                  "outlier_detection": {"consecutive_failures": 3, "base_ejection_time": "10s"}},
         "egress": {"stores": ["store1"], "store_port": free_port(), "base_port": free_port(),
-                   "listen_address": "127.0.0.1"},
+                   "listen_address": "127.0.0.1", "unavailable_port": free_port(),
+                   "unavailable_message": "Mail store temporarily unavailable, try again later",
+                   "health_check": {"interval": "1s", "timeout": "1s", "unhealthy_threshold": 2,
+                                    "healthy_threshold": 1}},
         "ingress": {"listen_address": "127.0.0.1", "listen_port": free_port(),
                     "allowed_peers": ["gw1"], "backend_address": "127.0.0.1",
                     "backend_port": free_port()},
@@ -325,7 +330,9 @@ def start_envoy(envoy):
 
 
 class Backend:
-    """A TCP server standing in for Dovecot's PROXY listener: records what arrives."""
+    """A TCP server standing in for Dovecot's PROXY listener: records what arrives, and
+    greets ("* OK") once a connection's PROXY header has arrived, as Dovecot does. The
+    gateway Envoy's health checks (HEALTH_CHECK and nothing else) are not recorded."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -364,11 +371,18 @@ class Backend:
                 if not data:
                     return
                 with self.lock:
+                    greet = buf.startswith(b"PROXY ") is False and data.startswith(b"PROXY ")
                     buf.extend(data)
+                if greet and b"\r\n" in data:
+                    try:
+                        conn.sendall(b"* OK test store ready\r\n")
+                    except OSError:
+                        return
 
     def snapshot(self):
+        """The bytes of each client connection so far (health checks left out)."""
         with self.lock:
-            return [bytes(b) for b in self.received]
+            return [bytes(b) for b in self.received if bytes(b) not in (b"", HEALTH_CHECK)]
 
     def wait_data(self, index, length, timeout=10):
         """The bytes of connection `index` once it has at least `length` of them."""
@@ -414,6 +428,7 @@ def mesh(tmp_path, pki, backend, start_envoy):
     result = Mesh()
     result.ingress, result.egress, result.backend, result.pki = ingress, egress, backend, pki
     result.ingress_port = ingress_port
+    result.ingress_dir, result.ingress_spec = ingress_dir, ingress_spec
     result.egress_port = egress_spec["egress"]["base_port"]  # the only store: base_port + 0
     return result
 
@@ -678,6 +693,51 @@ def test_new_key_and_certificate_renamed_in_one_after_the_other(mesh):
         client.sendall(payload)
         assert mesh.backend.wait_data(1, len(payload)) == payload
     assert ingress.proc.poll() is None
+
+
+def _first_answer(port, payload=PROXY_HEADER + b"a1 NOOP\r\n", timeout=5):
+    """What a client of the gateway's egress listener is sent first (b"" if it was
+    closed or reset with nothing), and whether the connection was closed after it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as client:
+        try:
+            client.sendall(payload)
+            answer = client.recv(1024)
+        except (ConnectionResetError, BrokenPipeError):
+            return b"", True
+        except socket.timeout:
+            return b"", False
+        if not answer:
+            return b"", True
+        client.settimeout(1)
+        try:
+            return answer, client.recv(1024) == b""
+        except socket.timeout:
+            return answer, False
+        except ConnectionResetError:
+            return answer, True
+
+
+def test_a_store_that_fails_its_checks_is_answered_for(mesh, start_envoy):
+    """The store's Envoy stops: within a few health checks every new connection to that
+    store's egress listener gets one BYE line with the message, then is closed; when the
+    store is back, connections reach it again, and no Envoy was restarted."""
+    assert _first_answer(mesh.egress_port) == (b"* OK test store ready\r\n", False)
+    egress_pid = mesh.egress.proc.pid
+    mesh.ingress.stop()
+    started = time.monotonic()
+    bye = (b"* BYE [UNAVAILABLE] Mail store temporarily unavailable, try again later\r\n", True)
+    assert wait_for(lambda: _first_answer(mesh.egress_port) == bye, 15, 0.2), \
+        (_first_answer(mesh.egress_port), mesh.egress.log_text())
+    print("the store was answered for after %.1f s" % (time.monotonic() - started))
+    # What a client sees from then on, every time.
+    for _attempt in range(5):
+        assert _first_answer(mesh.egress_port) == bye
+    assert mesh.backend.snapshot() == [PROXY_HEADER + b"a1 NOOP\r\n"]
+
+    start_envoy(mesh.ingress_dir, mesh.ingress_spec)
+    assert wait_for(lambda: _first_answer(mesh.egress_port)[0].startswith(b"* OK"), 15, 0.2), \
+        mesh.egress.log_text()
+    assert mesh.egress.proc.poll() is None and mesh.egress.proc.pid == egress_pid
 
 
 # --- start-up pages -------------------------------------------------------------------

@@ -69,21 +69,6 @@ SAMPLE_EVERY = 15
 OUTAGE_AT = 240
 OUTAGE_SECONDS = 100
 
-# Runs on the Vault host: unseal keys on stdin, one per line, PUT to sys/unseal; prints
-# only whether it is still sealed.
-UNSEAL = r"""
-import json, ssl, sys, urllib.request
-context = ssl.create_default_context(cafile=sys.argv[1])
-status = {"sealed": True}
-for key in sys.stdin.read().split():
-    request = urllib.request.Request("https://127.0.0.1:8200/v1/sys/unseal", method="PUT",
-                                     data=json.dumps({"key": key}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    status = json.loads(urllib.request.urlopen(request, timeout=10, context=context).read())
-print("sealed=%s" % status["sealed"])
-"""
-
-
 # Runs on an edge device for the rotation: holds sessions open and opens new ones on
 # request, one line per command on stdin, one answer line on stdout.
 #   argv: user password [user password ...]  -> LOGIN + SELECT each, then "READY <n>"
@@ -150,9 +135,7 @@ def hosts():
 @pytest.fixture(scope="module")
 def ca_file(hosts, tmp_path_factory):
     """The Vault CA every host trusts, copied out for this process's TLS clients."""
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    path.write_text(hosts[GATEWAYS[0]].file(VAULT_CA).content_string)
-    return str(path)
+    return mesh_checks.vault_ca_file(hosts[GATEWAYS[0]], tmp_path_factory, VAULT_CA)
 
 
 def _maildir(user):
@@ -485,7 +468,7 @@ def _unseal_by_hand(vault):
         time.sleep(1)
     init = json.loads(INIT_FILE.read_text(encoding="utf-8"))
     keys = init["keys"][: init["secret_threshold"]]
-    done = subprocess.run(["docker", "exec", "-i", VAULT, "python3", "-c", UNSEAL, VAULT_CA],
+    done = subprocess.run(["docker", "exec", "-i", VAULT, "python3", "-c", mesh_checks.UNSEAL, VAULT_CA],
                           input="\n".join(keys) + "\n", capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0 and "sealed=False" in done.stdout, "unsealing failed (rc %d)" % done.returncode
     assert _seal_status(vault)["sealed"] is False

@@ -3,8 +3,11 @@ read (``unauthenticated_get``) against a fake Vault on 127.0.0.1, and how its fa
 are phrased."""
 
 import json
+import re
 import socket
+import ssl
 import sys
+import urllib.error
 
 import pytest
 
@@ -124,6 +127,26 @@ def test_tls_verification_failure_is_named(make_module, fake_vault, tls_files):
     msg = read_error(make_module(url=server.url, ca_cert=tls_files.wrong_ca))
     assert msg.startswith("TLS verification of Vault at %s failed while %s: " % (server.url, WHAT)), msg
     assert "certificate verify failed" in msg and "Point ca_cert at the CA" in msg, msg
+
+
+@pytest.mark.parametrize("code,text", [
+    (9, "certificate is not yet valid"),
+    (10, "certificate has expired"),
+])
+def test_tls_failure_outside_the_validity_period_names_the_clock(make_module, code, text):
+    """What a host whose clock is days off sees: the clock is named, not the CA."""
+    module = make_module(url="https://vault1:8200")
+    exc = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                                          "%s (_ssl.c:992)" % text)
+    exc.verify_code, exc.verify_message = code, text
+    msg = module.vault_error(urllib.error.URLError(exc), "w")
+    assert msg.startswith("TLS verification of Vault at https://vault1:8200 failed while w: "), msg
+    assert re.search(r"By this host's clock \(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\) the server's "
+                     r"certificate is outside its validity period: .*fix its time synchronisation", msg), msg
+    assert "Point ca_cert" not in msg
+    import requests.exceptions  # pylint: disable=import-outside-toplevel
+    msg = module.vault_error(requests.exceptions.SSLError("certificate verify failed: %s" % text), "w")
+    assert "this host's clock is wrong" in msg, msg
 
 
 def test_tls_without_ca_cert_uses_the_system_trust(make_module, fake_vault, tls_files, monkeypatch):

@@ -10,6 +10,7 @@ from ansible_collections.mailmesh.imap.plugins.plugin_utils._envoy_bootstrap imp
     CA_SECRET,
     CERT_SECRET,
     PROFILES,
+    UNAVAILABLE,
     SpecError,
     build_bootstrap,
     build_sds_secret,
@@ -45,7 +46,11 @@ def make_spec(profile, **sections):
                                   "healthy_threshold": 1},
                  "outlier_detection": {"consecutive_failures": 3, "base_ejection_time": "10s"}},
         "egress": {"stores": ["store2", "store1", "store3"], "store_port": 10993,
-                   "base_port": 11000, "listen_address": "127.0.0.1"},
+                   "base_port": 11000, "listen_address": "127.0.0.1",
+                   "unavailable_port": 10999,
+                   "unavailable_message": "Mail store temporarily unavailable, try again later",
+                   "health_check": {"interval": "5s", "timeout": "2s", "unhealthy_threshold": 2,
+                                    "healthy_threshold": 1}},
         "ingress": {"listen_address": "0.0.0.0", "listen_port": 10993,
                     "allowed_peers": ["gw1", "gw2"], "backend_address": "127.0.0.1",
                     "backend_port": 10143},
@@ -131,6 +136,10 @@ def _assert_common_parts(boot, spec):
                        "envoy.overload_actions.stop_accepting_connections"}
     for listener in boot["static_resources"]["listeners"]:
         filters = _filters(listener)
+        if listener["name"] == UNAVAILABLE:
+            assert list(filters) == ["envoy.filters.network.connection_limit",
+                                     "envoy.filters.network.direct_response"]
+            continue
         assert list(filters) == ["envoy.filters.network.connection_limit",
                                  "envoy.filters.network.tcp_proxy"]
         limit = filters["envoy.filters.network.connection_limit"]
@@ -223,25 +232,32 @@ def test_mesh_egress():
         "store2", {"name": "store1", "address": "10.0.0.1"}, "store3"])
     boot = build_bootstrap(spec)
     listeners = boot["static_resources"]["listeners"]
-    # One loopback listener per store, base_port + index in sorted name order.
+    # One loopback listener per store, base_port + index in sorted name order, and the
+    # one that answers for a store that is down.
     assert [(l["name"], l["address"]["socket_address"]["address"],
              l["address"]["socket_address"]["port_value"]) for l in listeners] == [
         ("egress_store1", "127.0.0.1", 11000),
         ("egress_store2", "127.0.0.1", 11001),
         ("egress_store3", "127.0.0.1", 11002),
+        (UNAVAILABLE, "127.0.0.1", 10999),
     ]
     for listener in listeners:
         assert "transport_socket" not in listener["filter_chains"][0]  # NGINX speaks plain TCP
-    assert [_filters(l)["envoy.filters.network.tcp_proxy"]["cluster"] for l in listeners] == [
-        "store_store1", "store_store2", "store_store3"]
+    # Each store's listener goes to the store while it passes its checks, else to the
+    # listener that answers for it.
+    assert [_filters(l)["envoy.filters.network.tcp_proxy"]["cluster"] for l in listeners[:3]] == [
+        "to_store_store1", "to_store_store2", "to_store_store3"]
 
-    clusters = boot["static_resources"]["clusters"]
-    assert [c["name"] for c in clusters] == ["store_store1", "store_store2", "store_store3"]
-    assert _endpoints(clusters[0]) == [("store1", "10.0.0.1", 10993)]
-    assert clusters[0]["type"] == "STATIC"
-    assert _endpoints(clusters[1]) == [("store2", "store2", 10993)]
-    assert clusters[1]["type"] == "STRICT_DNS"
-    for cluster, store in zip(clusters, ["store1", "store2", "store3"]):
+    clusters = {c["name"]: c for c in boot["static_resources"]["clusters"]}
+    assert sorted(clusters) == sorted(["store_store1", "store_store2", "store_store3",
+                                       "to_store_store1", "to_store_store2", "to_store_store3",
+                                       UNAVAILABLE])
+    assert _endpoints(clusters["store_store1"]) == [("store1", "10.0.0.1", 10993)]
+    assert clusters["store_store1"]["type"] == "STATIC"
+    assert _endpoints(clusters["store_store2"]) == [("store2", "store2", 10993)]
+    assert clusters["store_store2"]["type"] == "STRICT_DNS"
+    for store in ["store1", "store2", "store3"]:
+        cluster = clusters["store_" + store]
         tls = cluster["transport_socket"]["typed_config"]
         assert tls["@type"] == TLS + "UpstreamTlsContext"
         assert tls["sni"] == store
@@ -250,7 +266,49 @@ def test_mesh_egress():
         assert _sans(common) == [{"san_type": "DNS", "matcher": {"exact": store}}]
         _assert_tls13(common)
         _assert_sds_sources(common, spec)
-        assert "health_checks" not in cluster
+        (check,) = cluster["health_checks"]
+        assert check["interval"] == check["no_traffic_interval"] == "5s"
+        assert check["timeout"] == "2s"
+        assert (check["unhealthy_threshold"], check["healthy_threshold"]) == (2, 1)
+        # A new connection per check: a PROXY header, then Dovecot's greeting.
+        assert check["reuse_connection"] is False
+        tcp = check["tcp_health_check"]
+        assert binascii.unhexlify(tcp["send"]["text"]) == b"PROXY TCP4 127.0.0.1 127.0.0.1 1 143\r\n"
+        assert [binascii.unhexlify(r["text"]) for r in tcp["receive"]] == [b"* OK"]
+        assert cluster["common_lb_config"] == {"healthy_panic_threshold": {"value": 0}}
+        aggregate = clusters["to_store_" + store]
+        assert aggregate["lb_policy"] == "CLUSTER_PROVIDED"
+        assert aggregate["cluster_type"]["name"] == "envoy.clusters.aggregate"
+        assert aggregate["cluster_type"]["typed_config"]["clusters"] == ["store_" + store, UNAVAILABLE]
+    assert _endpoints(clusters[UNAVAILABLE]) == [(UNAVAILABLE, "127.0.0.1", 10999)]
+    assert "transport_socket" not in clusters[UNAVAILABLE]
+    response = _filters(listeners[3])["envoy.filters.network.direct_response"]["response"]
+    assert response == {"inline_string": "* BYE [UNAVAILABLE] Mail store temporarily unavailable, "
+                                         "try again later\r\n"}
+
+
+@pytest.mark.parametrize("port", [11000, 11002])
+def test_mesh_egress_unavailable_port_outside_the_store_ports(port):
+    spec = make_spec("mesh_egress", egress__unavailable_port=port)
+    with pytest.raises(SpecError, match=r"^envoy_egress_unavailable_port %d is the egress port of "
+                                        r"store store\d .*outside that range" % port):
+        build_bootstrap(spec)
+
+
+@pytest.mark.parametrize("message", ["two\r\nlines", "caf\u00e9", ""])
+def test_mesh_egress_unavailable_message_is_one_ascii_line(message):
+    spec = make_spec("mesh_egress", egress__unavailable_message=message)
+    with pytest.raises(SpecError, match=r"^envoy_egress_unavailable_message "):
+        build_bootstrap(spec)
+
+
+def test_mesh_egress_health_check_values_are_checked():
+    spec = make_spec("mesh_egress", egress__health_check={"interval": "soon"})
+    with pytest.raises(SpecError, match=r"^envoy_egress_health_check_interval "):
+        build_bootstrap(spec)
+    spec = make_spec("mesh_egress", egress__health_check={"unhealthy_threshold": 0})
+    with pytest.raises(SpecError, match=r"^envoy_egress_health_check_unhealthy_threshold "):
+        build_bootstrap(spec)
 
 
 def test_mesh_egress_names_are_made_safe_for_stats():
@@ -431,6 +489,8 @@ def test_egress_listeners_match_egress_ports():
     boot = build_bootstrap(spec)
     ports = egress_ports(spec["egress"]["stores"], spec["egress"]["base_port"])
     for listener in boot["static_resources"]["listeners"]:
+        if listener["name"] == UNAVAILABLE:
+            continue
         store = listener["name"][len("egress_"):]
         assert listener["address"]["socket_address"]["port_value"] == ports[store]["port"]
 
