@@ -17,6 +17,7 @@ import ipaddress
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 
+from ansible_collections.mailmesh.imap.plugins.filter.vault import vault_cert_policy
 from ansible_collections.mailmesh.imap.plugins.plugin_utils._role_vars import jinja_int, jinja_text, sentences
 
 
@@ -170,6 +171,52 @@ def approle_file_secret_id(content):
         return ""
     secret_id = data.get("secret_id") if isinstance(data, dict) else None
     return secret_id if isinstance(secret_id, str) and secret_id.strip() else ""
+def vault_host_approle_specs(hosts, hostvars, mount, pki_groups, nodes):
+    """``[{name, policy}]`` for vault_host_approles: each host's certificate policy, with
+    the PKI role of its first group in ``pki_groups``, its vault_server_client_alt_names
+    and vault_server_client_ip_sans, and 127.0.0.1 first for a Vault node (its listener
+    certificate always names it)."""
+    specs = []
+    for host in hosts:
+        try:
+            host_vars = hostvars[host]
+            # The first of the host's groups (in Ansible's order) that has a PKI role.
+            groups = [name for name in host_vars["group_names"] if name in pki_groups]
+            alt_names = host_vars.get("vault_server_client_alt_names", []) or []
+            ip_sans = list(host_vars.get("vault_server_client_ip_sans", []) or [])
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise AnsibleFilterError("vault_host_approle_specs: %s %s" % (type(exc).__name__, exc))
+        if not groups:
+            raise AnsibleFilterError("vault_host_approle_specs: %s is in no group of vault_server_pki_roles (%s)"
+                                     % (host, _join(pki_groups)))
+        group = groups[0]
+        ips = (["127.0.0.1"] if host in nodes else []) + ip_sans
+        ips = [ip for index, ip in enumerate(ips) if ip not in ips[:index]]
+        spec = {"name": host, "policy": vault_cert_policy(mount, group, host, alt_names, ips)}
+        # The optional binding to the host's networks (the preflight checked it); []
+        # removes an earlier one.
+        spec["bound_cidrs"] = list(host_vars.get("vault_server_client_bound_cidrs") or [])
+        specs.append(spec)
+    return specs
+
+
+def vault_current_secret_ids(hosts, hostvars, register):
+    """``[{name, current_secret_id}]`` for vault_host_approles: the secret ID in each
+    host's AppRole file as ``register`` (an ansible.builtin.slurp result) read it; no
+    ``current_secret_id`` for a host without a readable file (a new one is made)."""
+    entries = []
+    for host in hosts:
+        try:
+            slurped = hostvars[host].get(register) or {}
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise AnsibleFilterError("vault_current_secret_ids: %s %s" % (type(exc).__name__, exc))
+        entry = {"name": host}
+        # No file, or a corrupt one: no current secret ID, a new one is made.
+        current = approle_file_secret_id(slurped.get("content") or "")
+        if current:
+            entry["current_secret_id"] = to_text(current)
+        entries.append(entry)
+    return entries
 
 
 class FilterModule(object):
@@ -180,4 +227,6 @@ class FilterModule(object):
             "vault_server_input_problems": vault_server_input_problems,
             "vault_node_urls": vault_node_urls,
             "approle_file_secret_id": approle_file_secret_id,
+            "vault_host_approle_specs": vault_host_approle_specs,
+            "vault_current_secret_ids": vault_current_secret_ids,
         }

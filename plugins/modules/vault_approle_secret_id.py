@@ -95,47 +95,16 @@ expiration_time:
   sample: "2026-12-25T13:00:00Z"
 """
 
-import datetime
-import json
-import re
-
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault import VaultModule
-from ansible_collections.mailmesh.imap.plugins.module_utils._vault_api import (
-    api_read,
-    api_write,
+from ansible_collections.mailmesh.imap.plugins.module_utils._vault_api import api_read
+from ansible_collections.mailmesh.imap.plugins.module_utils._vault_approle import (
+    expiration,
+    lookup_secret_id,
+    new_secret_id,
+    secret_id_valid,
 )
 
-try:
-    import hvac.exceptions
-except ImportError:  # VaultModule fails with missing_required_lib
-    pass
-
 MASK = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
-
-
-def parse_expiration(value):
-    """An aware datetime for Vault's ``expiration_time``; None when it never expires."""
-    if not value or str(value).startswith("0001-01-01"):
-        return None
-    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)$", str(value))
-    if not match:
-        raise ValueError("unexpected expiration_time %r" % (value,))
-    zone = "+00:00" if match.group(2) == "Z" else match.group(2)
-    return datetime.datetime.strptime(match.group(1) + zone, "%Y-%m-%dT%H:%M:%S%z")
-
-
-def secret_id_valid(lookup, now=None):
-    """Whether a ``secret-id/lookup`` answer describes a usable secret ID."""
-    if not lookup:
-        return False
-    expires = parse_expiration(lookup.get("expiration_time"))
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    return expires is None or expires > now
-
-
-def _expiration(data):
-    value = data.get("expiration_time")
-    return None if parse_expiration(value) is None else value
 
 
 def main():
@@ -164,9 +133,7 @@ def main():
     lookup = None
     if current and role_id is not None:
         try:
-            lookup = api_write(client, role_path + "/secret-id/lookup", {"secret_id": current})
-        except (hvac.exceptions.InvalidRequest, hvac.exceptions.InvalidPath):
-            lookup = None  # unknown or malformed: not valid
+            lookup = lookup_secret_id(client, role_path, current)  # None: unknown or malformed
         except Exception as exc:  # pylint: disable=broad-except
             module.fail_vault(exc, "looking up current_secret_id for %s" % role_path)
     try:
@@ -181,29 +148,26 @@ def main():
         module_args = dict(params, current_secret_id=MASK)
         module.exit_json(changed=False, role_id=role_id, secret_id=current,
                          secret_id_accessor=lookup.get("secret_id_accessor"),
-                         expiration_time=_expiration(lookup),
+                         expiration_time=expiration(lookup),
                          invocation={"module_args": module_args})
 
     if module.check_mode:
         module.exit_json(changed=True, role_id=role_id, secret_id=None,
                          secret_id_accessor=None, expiration_time=None)
 
-    body = {}
-    if params["metadata"]:
-        body["metadata"] = json.dumps({k: str(v) for k, v in params["metadata"].items()})
     try:
-        new = api_write(client, role_path + "/secret-id", body)
+        new = new_secret_id(client, role_path, params["metadata"])
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_vault(exc, "generating a secret ID for %s" % role_path)
-    expiration = None
+    expires = None
     try:
-        details = api_write(client, role_path + "/secret-id/lookup", {"secret_id": new["secret_id"]})
-        expiration = _expiration(details or {})
+        details = lookup_secret_id(client, role_path, new["secret_id"])
+        expires = expiration(details or {})
     except Exception:  # pylint: disable=broad-except
         pass  # only informative
     module.exit_json(changed=True, role_id=role_id, secret_id=new["secret_id"],
                      secret_id_accessor=new.get("secret_id_accessor"),
-                     expiration_time=expiration)
+                     expiration_time=expires)
 
 
 if __name__ == "__main__":

@@ -74,13 +74,11 @@ from ansible_collections.mailmesh.imap.plugins.module_utils._vault import VaultM
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault_api import (
     api_delete,
     api_read,
-    api_write,
 )
-
-
-def normalize_policy(text):
-    """Policy text with trailing whitespace stripped from every line and the end."""
-    return "\n".join(line.rstrip() for line in (text or "").splitlines()).strip("\n")
+from ansible_collections.mailmesh.imap.plugins.module_utils._vault_approle import (
+    ensure_policy,
+    normalize_policy,
+)
 
 
 def main():
@@ -96,13 +94,13 @@ def main():
     name = module.params["name"]
     path = "sys/policies/acl/" + name
     client = module.client()
-    try:
-        live = api_read(client, path)
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_vault(exc, "reading policy %s" % name)
-    before = live.get("policy") if live else None
 
     if module.params["state"] == "absent":
+        try:
+            live = api_read(client, path)
+        except Exception as exc:  # pylint: disable=broad-except
+            module.fail_vault(exc, "reading policy %s" % name)
+        before = live.get("policy") if live else None
         after = None
         changed = before is not None
         if changed and not module.check_mode:
@@ -112,12 +110,10 @@ def main():
                 module.fail_vault(exc, "deleting policy %s" % name)
     else:
         after = module.params["policy"]
-        changed = before is None or normalize_policy(before) != normalize_policy(after)
-        if changed and not module.check_mode:
-            try:
-                api_write(client, path, {"policy": after}, method="put")
-            except Exception as exc:  # pylint: disable=broad-except
-                module.fail_vault(exc, "writing policy %s" % name)
+        try:
+            changed, before = ensure_policy(client, name, after, module.check_mode)
+        except Exception as exc:  # pylint: disable=broad-except
+            module.fail_vault(exc, "writing policy %s" % name)
         if not changed:
             after = before
 

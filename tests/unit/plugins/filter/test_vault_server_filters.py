@@ -180,3 +180,54 @@ def test_listener_cipher_suites_stay_in_the_intermediate_profile(suites, refused
     assert message.startswith("vault_server_tls_cipher_suites must be a non-empty list of "
                               "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, ") is refused, message
     assert (message == "") is not refused
+
+
+# vault_host_approle_specs and vault_current_secret_ids: the batch inputs of vault_host_approles
+
+
+def test_host_approle_specs_render_each_hosts_policy():
+    from ansible_collections.mailmesh.imap.plugins.filter.vault import vault_cert_policy
+
+    hostvars = dict(HOSTVARS, vault1={"group_names": ["vault_servers"], "vault_server_client_ip_sans": ["127.0.0.1", "10.0.0.9"]})
+    specs = plugin.vault_host_approle_specs(["gw1", "store1", "vault1"], hostvars, "pki_int",
+                                            GOOD["pki_groups"], ["vault1"])
+    assert [spec["name"] for spec in specs] == ["gw1", "store1", "vault1"]
+    assert specs[0]["policy"] == vault_cert_policy("pki_int", "gateways", "gw1", ["imap.gw1.test"], [])
+    assert specs[1]["policy"] == vault_cert_policy("pki_int", "mailstores", "store1", [], ["10.0.0.1"])
+    # a node's own certificate names 127.0.0.1 first, once
+    assert specs[2]["policy"] == vault_cert_policy("pki_int", "vault_servers", "vault1", [], ["127.0.0.1", "10.0.0.9"])
+
+
+def test_host_approle_specs_take_the_hosts_first_pki_group():
+    hostvars = {"both": {"group_names": ["edge_devices", "gateways"]}}
+    policy = plugin.vault_host_approle_specs(["both"], hostvars, "pki_int", ["gateways", "edge_devices"], [])[0]["policy"]
+    assert "pki_int/sign/edge_devices" in policy
+
+
+def test_host_approle_specs_name_a_host_without_pki_group():
+    with pytest.raises(AnsibleFilterError, match=r"pi1 is in no group of vault_server_pki_roles \(gateways\)"):
+        plugin.vault_host_approle_specs(["pi1"], HOSTVARS, "pki_int", ["gateways"], [])
+
+
+def test_current_secret_ids_from_each_hosts_slurp():
+    import base64
+    import json
+
+    def slurp(data):
+        return {"content": base64.b64encode(json.dumps(data).encode()).decode()}
+
+    hostvars = {
+        "a": {"slurped": slurp({"secret_id": "s-a", "role_id": "r"})},
+        "b": {"slurped": {"failed": True, "msg": "file not found"}},    # a new host
+        "c": {"slurped": {"content": base64.b64encode(b"not json").decode()}},
+        "d": {"slurped": slurp({"role_id": "r"})},
+        "e": {},                                                         # did not read it
+    }
+    assert plugin.vault_current_secret_ids(list(hostvars), hostvars, "slurped") == [
+        {"name": "a", "current_secret_id": "s-a"}, {"name": "b"}, {"name": "c"}, {"name": "d"}, {"name": "e"}]
+
+
+def test_new_filters_are_registered():
+    filters = plugin.FilterModule().filters()
+    assert filters["vault_host_approle_specs"] is plugin.vault_host_approle_specs
+    assert filters["vault_current_secret_ids"] is plugin.vault_current_secret_ids

@@ -1,0 +1,530 @@
+"""Benchmark the mesh at fleet size: how a run's time and the host's memory grow with devices.
+
+Runs on the controller, by hand (never in CI), standard library only::
+
+    python3 benchmarks/fleet.py                       # N = 2, 25, 50; about an hour idle
+    python3 benchmarks/fleet.py --sizes 2,5 --connections docker --strategies mitogen_linear
+    python3 benchmarks/fleet.py --down                # remove the fleet
+
+A fleet of its own beside any `make lab`: containers ``fx-*`` on the Docker network
+``fx-mailmesh``, labelled ``org.mailmesh.fleet=true`` (never the lab's label), its state
+under ``.build/fleet/``. The core is the lab's shape (fx-vault1, fx-store1 Debian 12,
+fx-store2 Debian 13, fx-gw1, fx-gw2); the devices fx-edge001... are amd64 Debian 12
+containers with the edge profile (the ``envoy`` role through ``playbooks/site.yml``).
+The inventory it writes (``.build/fleet/inventory/``) takes the lab's group_vars, so
+the fleet runs exactly what `make lab` runs; the containers come from
+``playbooks/lab-containers.yml`` and go with ``playbooks/lab-down.yml``, the lab's own
+tooling at fleet size. Every container runs sshd (images ``mailmesh/fleet-sshd-*``,
+built once from the base images with Debian's openssh-server), so the same hosts are
+reached through the Docker connection or over SSH as production reaches them (root
+with a key made for the fleet, pipelining, ControlPersist).
+
+For each size N, in increasing order (the fleet grows; nothing is torn down between):
+
+1. the containers of the devices added (``lab-containers.yml``), and the host's
+   MemAvailable before and after;
+2. the first converge: ``site.yml`` on the whole fleet with the first strategy and
+   connection given; for the smallest N that includes the core's first converge, later
+   the new devices' (the others change nothing);
+3. for every strategy x connection: ``ansible all -m ping``, then an idempotent
+   ``site.yml`` (its recap must show changed=0) with ansible.posix's profile callbacks,
+   whose play times give the Vault tier's share (the plays ``Vault servers`` and
+   ``Vault clients``);
+4. memory: each device container's memory (its cgroup's ``memory.current``) and the
+   host's MemAvailable drop per device.
+
+Then the marginal cost per added device between successive sizes (least squares over
+all sizes as well), printed as Markdown and written to ``.build/benchmarks/fleet-<UTC>.json``.
+The host's inotify limits are raised first (as ``make docker`` does, scaled to the
+container count); every command has a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import importlib.util
+import json
+import os
+import pathlib
+import shlex
+import subprocess
+import sys
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+_SPEC = importlib.util.spec_from_file_location("benchmark_run", REPO / "benchmarks" / "run.py")
+bench = importlib.util.module_from_spec(_SPEC)
+sys.modules.setdefault("benchmark_run", bench)
+_SPEC.loader.exec_module(bench)
+
+FLEET = REPO / ".build" / "fleet"
+PREFIX = "fx-"
+NETWORK = "fx-mailmesh"
+LABEL = "org.mailmesh.fleet"
+CORE = {
+    "vault_servers": ["fx-vault1"],
+    "mailstores": ["fx-store1", "fx-store2"],
+    "gateways": ["fx-gw1", "fx-gw2"],
+}
+DEBIAN13 = {"fx-store2"}
+SSHD_IMAGES = {"debian12": "mailmesh/fleet-sshd-debian12:latest",
+               "debian13": "mailmesh/fleet-sshd-debian13:latest"}
+CONNECTIONS = {"docker", "ssh"}
+VAULT_PLAYS = ("Vault servers", "Vault clients")
+# inotify instances a systemd container may take (systemd, journald, udev, Envoy's SDS
+# watch...), with room: the harness's floor is 1024 (tests/harness/docker-engine.sh).
+INOTIFY_PER_CONTAINER = 12
+LAB_GROUP_VARS = REPO / "inventories" / "lab" / "group_vars"
+
+
+def log(message: str) -> None:
+    bench.log(message)
+
+
+def device_name(index: int) -> str:
+    return f"{PREFIX}edge{index:03d}"
+
+
+def parse_sizes(text: str, maximum: int) -> list[int]:
+    """Sizes as a strictly increasing list of device counts between 1 and ``maximum``."""
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--sizes {text!r}: expected comma-separated device counts such as 2,25,50") from None
+    if not sizes or any(size < 1 or size > maximum for size in sizes):
+        raise ValueError(f"--sizes {text!r}: every size between 1 and {maximum} (--max-devices)")
+    if sizes != sorted(set(sizes)):
+        raise ValueError(f"--sizes {text!r}: sizes must increase (the fleet grows between them)")
+    return sizes
+
+
+def inventory_yaml(devices: int, connection: str, ssh_key: pathlib.Path) -> str:
+    """The fleet's hosts.yml (JSON, which YAML reads): the core and ``devices`` devices.
+
+    Docker: Ansible's short name ``docker``, as the lab. SSH: each container's address on
+    the fleet network (ansible_host, filled in by the caller's host_vars), root with the
+    fleet's key, pipelining and ControlPersist as production runs.
+    """
+    if connection == "docker":
+        conn = {"ansible_connection": "docker"}
+    else:
+        conn = {
+            "ansible_connection": "ssh",
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(ssh_key),
+            # ControlMaster/ControlPersist are Ansible's default ssh_args; these add to them.
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                                       "-o LogLevel=ERROR",
+        }
+    def image(name):  # host variables outrank the lab's group_vars
+        return {"lab_image": SSHD_IMAGES["debian13" if name in DEBIAN13 else "debian12"]}
+
+    hosts = {group: {"hosts": {name: image(name) for name in names}} for group, names in CORE.items()}
+    hosts["edge_devices"] = {"hosts": {name: image(name) for name in map(device_name, range(1, devices + 1))}}
+    return json.dumps({"all": {"vars": dict(conn, ansible_become=False,
+                                            ansible_python_interpreter="/usr/bin/python3",
+                                            ansible_pipelining=True),
+                               "children": hosts}}, indent=1) + "\n"
+
+
+def fleet_vars(ssh_key: pathlib.Path) -> dict:
+    """What the fleet sets over the lab's group_vars (group_vars/all/zz-fleet.yml)."""
+    stores = CORE["mailstores"]
+    return {
+        "lab_state_dir": str(FLEET / "state"),
+        "lab_network": NETWORK,
+        "lab_label": LABEL,
+        "lab_volumes": [f"{ssh_key.with_suffix('.pub')}:/root/.ssh/authorized_keys:ro"],
+        # The lab's users, routed to the fleet's stores.
+        "lab_users": [
+            {"name": "alice@example.test", "password": "alice-secret", "store": stores[0]},
+            {"name": "bob@example.test", "password": "bob-secret", "store": stores[1]},
+        ],
+    }
+
+
+def write_inventory(devices: int, connection: str, ssh_key: pathlib.Path, addresses: dict[str, str]) -> pathlib.Path:
+    """.build/fleet/inventory-<connection>/: hosts.yml, the lab's group_vars (links) and
+    the fleet's own values after them; host_vars with each container's address for SSH."""
+    root = FLEET / f"inventory-{connection}"
+    for group in ("all", "edge_devices", "gateways", "mailstores"):
+        directory = root / "group_vars" / group
+        directory.mkdir(parents=True, exist_ok=True)
+        link = directory / "00-lab.yml"
+        if not link.is_symlink():
+            link.symlink_to(LAB_GROUP_VARS / f"{group}.yml")
+    (root / "group_vars" / "all" / "zz-fleet.yml").write_text(json.dumps(fleet_vars(ssh_key), indent=1) + "\n")
+    (root / "hosts.yml").write_text(inventory_yaml(devices, connection, ssh_key))
+    host_vars = root / "host_vars"
+    host_vars.mkdir(exist_ok=True)
+    for name, address in addresses.items():
+        (host_vars / f"{name}.yml").write_text(json.dumps({"ansible_host": address}) + "\n")
+    return root
+
+
+def marginal(points: list[tuple[int, float]]) -> dict:
+    """Seconds per added device: between successive sizes, and the least-squares slope."""
+    points = sorted(points)
+    steps = []
+    for (n0, t0), (n1, t1) in zip(points, points[1:]):
+        steps.append({"from": n0, "to": n1, "s_per_device": round((t1 - t0) / (n1 - n0), 3)})
+    slope = None
+    if len(points) >= 2:
+        mean_n = sum(n for n, _ in points) / len(points)
+        mean_t = sum(t for _, t in points) / len(points)
+        den = sum((n - mean_n) ** 2 for n, _ in points)
+        if den:
+            slope = round(sum((n - mean_n) * (t - mean_t) for n, t in points) / den, 3)
+    return {"steps": steps, "slope_s_per_device": slope}
+
+
+def mem_available_kib() -> int:
+    for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1])
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def raise_inotify(containers: int) -> dict:
+    """Raise the host's inotify limits for ``containers`` systemd containers (root only)."""
+    wanted = {"max_user_instances": max(1024, INOTIFY_PER_CONTAINER * containers),
+              "max_user_watches": max(524288, 8192 * containers)}
+    result = {}
+    for key, value in wanted.items():
+        path = pathlib.Path("/proc/sys/fs/inotify") / key
+        current = int(path.read_text())
+        if current < value:
+            try:
+                path.write_text(str(value))
+                log(f"raised fs.inotify.{key} from {current} to {value}")
+                current = value
+            except OSError as exc:
+                raise RuntimeError(f"fs.inotify.{key} is {current}, {containers} containers need {value} "
+                                   f"(sysctl -w fs.inotify.{key}={value} as root): {exc}") from None
+        result[key] = current
+    return result
+
+
+def ensure_sshd_images() -> None:
+    """mailmesh/fleet-sshd-<base>: the base image plus Debian's openssh-server, built once.
+    apt uses the image's own sources (the mirror the base image was built from)."""
+    for base, tag in SSHD_IMAGES.items():
+        # As the base image: no package lists, and their directory dated 1970, so that
+        # the roles' apt tasks (cache_valid_time) update them before installing.
+        dockerfile = (f"FROM mailmesh/{base}-systemd:latest\n"
+                      "RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+                      "--no-install-recommends openssh-server >/dev/null && apt-get clean "
+                      "&& rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin && touch -d @0 /var/lib/apt/lists "
+                      "&& install -d -m 0700 /root/.ssh\n")
+        recipe = hashlib.sha256(dockerfile.encode()).hexdigest()
+        inspect = bench.sh(["docker", "image", "inspect", "--format", '{{index .Config.Labels "org.mailmesh.recipe"}}',
+                            tag], 30)
+        if inspect.returncode == 0 and inspect.stdout.strip() == recipe:
+            continue
+        log(f"building {tag} from mailmesh/{base}-systemd")
+        proc = subprocess.run(["docker", "build", "-q", "--label", f"org.mailmesh.recipe={recipe}", "-t", tag, "-"],
+                              input=dockerfile, text=True, capture_output=True, timeout=1200, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"docker build {tag} failed: {proc.stderr.strip()[-800:]}")
+
+
+def ensure_ssh_key() -> pathlib.Path:
+    key = FLEET / "ssh" / "id_ed25519"
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        bench.sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "mailmesh-fleet-benchmark",
+                  "-f", str(key)], 60, check=True)
+    return key
+
+
+def addresses() -> dict[str, str]:
+    proc = bench.sh(["docker", "ps", "--filter", f"label={LABEL}=true", "--format", "{{.Names}}"], 60, check=True)
+    names = proc.stdout.split()
+    if not names:
+        return {}
+    fmt = "{{.Name}} {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+    out = bench.sh(["docker", "inspect", "--format", fmt, *names], 120, check=True).stdout
+    return {name.lstrip("/"): ip for name, ip in (line.split() for line in out.splitlines() if line.strip())}
+
+
+def cgroup_memory(container_id: str) -> dict[str, int] | None:
+    """A container's memory from its cgroup, in bytes: ``current`` (everything charged
+    to it, the page cache of the files it wrote included: the Envoy binary, apt's lists),
+    ``anon`` (its processes' private memory) and ``file`` (its page cache). cgroup v2
+    (``memory.current``, ``anon``, ``file``) or v1 (``memory.usage_in_bytes``, ``rss``,
+    ``cache``); None when neither is there."""
+    for directory, current, anon, file in (
+            (f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope", "memory.current", "anon", "file"),
+            (f"/sys/fs/cgroup/docker/{container_id}", "memory.current", "anon", "file"),
+            (f"/sys/fs/cgroup/memory/docker/{container_id}", "memory.usage_in_bytes", "total_rss", "total_cache")):
+        path = pathlib.Path(directory)
+        if (path / current).exists():
+            stat = parse_memory_stat((path / "memory.stat").read_text())
+            return {"current": int((path / current).read_text()), "anon": stat.get(anon, 0),
+                    "file": stat.get(file, 0)}
+    return None
+
+
+def parse_memory_stat(text: str) -> dict[str, int]:
+    """The counters of a cgroup's ``memory.stat`` (bytes)."""
+    return {key: int(value) for key, value in (line.split() for line in text.splitlines() if line.strip())}
+
+
+def container_memory() -> dict[str, dict]:
+    """Each fleet container's memory (cgroup_memory)."""
+    proc = bench.sh(["docker", "ps", "--filter", f"label={LABEL}=true", "--format", "{{.ID}} {{.Names}}",
+                     "--no-trunc"], 60, check=True)
+    result = {}
+    for line in proc.stdout.splitlines():
+        cid, name = line.split()
+        memory = cgroup_memory(cid)
+        if memory is not None:
+            result[name] = memory
+    return result
+
+
+def mean_mib(memory: dict[str, dict], key: str, devices: bool) -> float | None:
+    values = [value[key] for name, value in memory.items() if ("edge" in name) == devices]
+    return round(sum(values) / len(values) / 2**20, 1) if values else None
+
+
+def playbook(argv: list[str], env: dict, timeout: float) -> dict:
+    run = bench.timed(argv, timeout, env)
+    stdout = run.pop("stdout")
+    run["recap"] = {m["host"]: {k: int(v) for k, v in m.groupdict().items() if k != "host"}
+                    for m in bench.RECAP_RE.finditer(stdout)}
+    run["changed_total"] = sum(h["changed"] for h in run["recap"].values())
+    run["failed_hosts"] = sorted(h for h, r in run["recap"].items() if r["failed"] or r["unreachable"])
+    if "PLAY RECAP" in stdout:
+        run.update(bench.profile_summary(stdout))
+        run["vault_tier_s"] = round(sum(run["play_seconds"].get(play) or 0 for play in VAULT_PLAYS), 1)
+    if run["rc"] != 0:
+        lines = stdout.splitlines()
+        failures = [line for n, line in enumerate(lines) if line.startswith(("fatal:", "failed:"))
+                    or (n and lines[n - 1].startswith(("fatal:", "failed:")))]
+        run["tail"] = "\n".join(failures[-20:])[-3000:] or stdout[-3000:]
+    return run
+
+
+def env_for(strategy: str) -> dict:
+    return dict(bench.ansible_env(), ANSIBLE_STRATEGY=strategy,
+                ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_roles,ansible.posix.profile_tasks",
+                PROFILE_TASKS_TASK_OUTPUT_LIMIT="10", ANSIBLE_HOST_KEY_CHECKING="False")
+
+
+def grow(devices: int, key: pathlib.Path, args: argparse.Namespace) -> dict:
+    """Start the containers up to ``devices`` devices; the host's memory before and after."""
+    inventory = write_inventory(devices, "docker", key, {})
+    raise_inotify(devices + sum(len(v) for v in CORE.values()))
+    before = mem_available_kib()
+    env = dict(bench.ansible_env(), ANSIBLE_FORKS=str(args.forks))
+    run = playbook(["ansible-playbook", "-i", str(inventory), "playbooks/lab-containers.yml"], env, args.timeout)
+    if run["rc"] != 0:
+        raise RuntimeError(f"lab-containers.yml failed: {run.get('tail', '')[-1500:]}")
+    time.sleep(5)
+    return {"containers": run, "mem_available_before_kib": before, "mem_available_after_kib": mem_available_kib()}
+
+
+def measure_size(devices: int, key: pathlib.Path, args: argparse.Namespace, result: dict, save) -> dict:
+    """Fill ``result`` for ``devices`` devices, calling ``save()`` after every step."""
+    log(f"N={devices}: containers")
+    result.update(devices=devices, load_before=bench.loadavg())
+    result.update(grow(devices, key, args))
+    ips = addresses()
+    inventories = {conn: write_inventory(devices, conn, key, ips if conn == "ssh" else {})
+                   for conn in args.connections}
+    first_conn, first_strategy = args.connections[0], args.strategies[0]
+    log(f"N={devices}: first converge ({first_strategy}, {first_conn})")
+    env = dict(env_for(first_strategy), ANSIBLE_FORKS=str(args.forks))
+    result["first_converge"] = playbook(["ansible-playbook", "-i", str(inventories[first_conn]), "playbooks/site.yml"],
+                                        env, args.timeout)
+    result["first_converge"].update(strategy=first_strategy, connection=first_conn)
+    save()
+    if result["first_converge"]["rc"] != 0:
+        log(f"N={devices}: first converge FAILED: {result['first_converge'].get('tail', '')[-1500:]}")
+        return result
+    result["runs"] = []
+    for conn, strategy in run_order(args.connections, args.strategies):
+        env = dict(env_for(strategy), ANSIBLE_FORKS=str(args.forks))
+        log(f"N={devices}: ping and idempotent site.yml ({strategy}, {conn})")
+        ping = bench.timed(["ansible", "all", "-i", str(inventories[conn]), "-m", "ansible.builtin.ping"],
+                           args.timeout, env)
+        ping.pop("stdout")
+        rerun = playbook(["ansible-playbook", "-i", str(inventories[conn]), "playbooks/site.yml"], env, args.timeout)
+        result["runs"].append({"strategy": strategy, "connection": conn, "ping_s": ping["wall_s"],
+                               "ping_rc": ping["rc"], "site": rerun})
+        save()
+        log(f"N={devices}: {strategy}/{conn}: ping {ping['wall_s']} s, re-run {rerun['wall_s']} s, "
+            f"changed={rerun['changed_total']}, vault tier {rerun.get('vault_tier_s')} s")
+    memory = container_memory()
+    result["memory"] = {
+        "containers": memory,
+        "device_mean_mib": mean_mib(memory, "current", True),
+        "device_anon_mean_mib": mean_mib(memory, "anon", True),
+        "core_mean_mib": mean_mib(memory, "current", False),
+        "mem_available_kib": mem_available_kib(),
+    }
+    result["load_after"] = bench.loadavg()
+    return result
+
+
+def run_order(connections: list[str], strategies: list[str]) -> list[tuple[str, str]]:
+    """(connection, strategy) pairs: the first of each, then the pair that differs in
+    both (so a cut-short run still compares make lab's way with production's), then
+    the rest."""
+    first = (connections[0], strategies[0])
+    pairs = [(c, s) for c in connections for s in strategies]
+    opposite = [p for p in pairs if p[0] != first[0] and p[1] != first[1]][:1]
+    return [first] + opposite + [p for p in pairs if p != first and p not in opposite]
+
+
+def summarise(sizes: list[dict]) -> dict:
+    """Marginal cost per added device for every measured series."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    for size in sizes:
+        n = size["devices"]
+        first = size.get("first_converge") or {}
+        if first.get("rc") == 0 and size is not sizes[0]:
+            # The first size's converge includes the core's; later ones only the new devices'.
+            series.setdefault("first converge of the added devices (s)", []).append((n, first["wall_s"]))
+        for run in size.get("runs", []):
+            label = f"{run['strategy']}/{run['connection']}"
+            if run["site"]["rc"] == 0:
+                series.setdefault(f"idempotent site.yml, {label} (s)", []).append((n, run["site"]["wall_s"]))
+                series.setdefault(f"Vault tier in the re-run, {label} (s)", []).append(
+                    (n, run["site"].get("vault_tier_s") or 0.0))
+            if run["ping_rc"] == 0:
+                series.setdefault(f"ansible -m ping, {label} (s)", []).append((n, run["ping_s"]))
+    out = {name: {"points": points, **marginal(points)} for name, points in series.items()}
+    # The first converge's marginal cost: (new devices' converge - the previous size's
+    # idempotent re-run under the same strategy/connection) per added device.
+    steps = []
+    for prev, cur in zip(sizes, sizes[1:]):
+        first = cur.get("first_converge") or {}
+        base = next((r["site"]["wall_s"] for r in prev.get("runs", [])
+                     if r["strategy"] == first.get("strategy") and r["connection"] == first.get("connection")
+                     and r["site"]["rc"] == 0), None)
+        if first.get("rc") == 0 and base is not None:
+            steps.append({"from": prev["devices"], "to": cur["devices"],
+                          "s_per_device": round((first["wall_s"] - base) / (cur["devices"] - prev["devices"]), 2)})
+    out["first converge per added device"] = {"steps": steps}
+    return out
+
+
+def print_report(results: dict) -> None:
+    print(f"\n## Fleet benchmark ({results['started']}, load {results['load_start']})\n")
+    columns = []
+    for size in results["sizes"]:
+        for run in size.get("runs", []):
+            if (run["strategy"], run["connection"]) not in columns:
+                columns.append((run["strategy"], run["connection"]))
+    print("| N | first converge (s) | " + " | ".join(f"{s}/{c}: ping / re-run / Vault tier (s)" for s, c in columns)
+          + " | memory per device, MiB (cgroup current / anon) | load before, after |")
+    print("|---|---|" + "---|" * len(columns) + "---|---|")
+    for size in results["sizes"]:
+        runs = {(r["strategy"], r["connection"]): r for r in size.get("runs", [])}
+        cells = [f"{r['ping_s']} / {r['site']['wall_s']} (changed={r['site']['changed_total']}) / "
+                 f"{r['site'].get('vault_tier_s')}" if r else "-" for r in map(runs.get, columns)]
+        first = size.get("first_converge", {})
+        print(f"| {size['devices']} | {first.get('wall_s')} (rc={first.get('rc')}) | " + " | ".join(cells)
+              + f" | {(size.get('memory') or {}).get('device_mean_mib')} / "
+              f"{(size.get('memory') or {}).get('device_anon_mean_mib')} | {size.get('load_before')}, "
+              f"{size.get('load_after')} |")
+    print("\n| series | per added device (s), between sizes | least squares |\n|---|---|---|")
+    for name, data in results["summary"].items():
+        steps = ", ".join(f"{s['from']}->{s['to']}: {s['s_per_device']}" for s in data["steps"])
+        print(f"| {name} | {steps} | {data.get('slope_s_per_device', '')} |")
+
+
+def merge(files: list[dict]) -> dict:
+    """Results of several runs as one: their sizes in order (a later run of the same
+    size replaces an earlier one), the summary computed over all of them."""
+    sizes: dict[int, dict] = {}
+    for data in files:
+        for size in data.get("sizes", []):
+            if size.get("devices"):
+                sizes[size["devices"]] = size
+    ordered = [sizes[n] for n in sorted(sizes)]
+    return {"started": ", ".join(data.get("started", "?") for data in files),
+            "load_start": [data.get("load_start") for data in files], "sizes": ordered,
+            "summary": summarise(ordered)}
+
+
+def report(paths: list[pathlib.Path]) -> int:
+    print_report(merge([json.loads(path.read_text()) for path in paths]))
+    return 0
+
+
+def down(args: argparse.Namespace) -> int:
+    inventory = FLEET / "inventory-docker"
+    if not (inventory / "hosts.yml").exists():
+        write_inventory(0, "docker", ensure_ssh_key(), {})
+    proc = bench.sh(["ansible-playbook", "-i", str(inventory), "playbooks/lab-down.yml"], args.timeout,
+                    env=bench.ansible_env())
+    print(proc.stdout[-1500:])
+    return proc.returncode
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--sizes", default="2,25,50", help="device counts, increasing (default 2,25,50)")
+    parser.add_argument("--max-devices", type=int, default=200, help="refuse sizes above this (default 200)")
+    parser.add_argument("--strategies", default="mitogen_linear,linear",
+                        help="comma-separated; the first also runs the first converge")
+    parser.add_argument("--connections", default="docker,ssh", help="docker, ssh or both; the first runs the first converge")
+    parser.add_argument("--forks", type=int, default=10, help="Ansible forks (default 10)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per command (default 3600)")
+    parser.add_argument("--down", action="store_true", help="remove the fleet's containers, network and state, and stop")
+    parser.add_argument("--report", nargs="+", type=pathlib.Path, metavar="JSON",
+                        help="print the tables of earlier results files (sizes of several runs merged), and stop")
+    args = parser.parse_args(argv)
+    args.sizes = parse_sizes(args.sizes, args.max_devices)
+    args.strategies = [s for s in args.strategies.split(",") if s]
+    unknown = [s for s in args.strategies if s not in bench.STRATEGIES]
+    if unknown or not args.strategies:
+        parser.error(f"--strategies: unknown {', '.join(unknown) or '(none)'}; one of {', '.join(sorted(bench.STRATEGIES))}")
+    args.connections = [c for c in args.connections.split(",") if c]
+    if not args.connections or set(args.connections) - CONNECTIONS:
+        parser.error(f"--connections: docker, ssh or both, not {args.connections}")
+    if not 1 <= args.forks <= 200:
+        parser.error("--forks: between 1 and 200")
+    if not 60 <= args.timeout <= 4 * 3600:
+        parser.error("--timeout: between 60 and 14400 seconds")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.chdir(REPO)
+    if args.down:
+        return down(args)
+    if args.report:
+        return report(args.report)
+    (FLEET / "state").mkdir(parents=True, exist_ok=True)
+    key = ensure_ssh_key()
+    ensure_sshd_images()
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    results = {"started": started, "machine": bench.machine(), "load_start": bench.loadavg(),
+               "args": {k: v for k, v in vars(args).items()}, "sizes": []}
+    out = REPO / ".build" / "benchmarks" / f"fleet-{started}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    def save():
+        results["summary"] = summarise(results["sizes"])
+        out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+
+    for devices in args.sizes:
+        results["sizes"].append({})
+        measure_size(devices, key, args, results["sizes"][-1], save)
+        save()
+        if results["sizes"][-1].get("first_converge", {}).get("rc") != 0:
+            break
+    print_report(results)
+    listing = shlex.join(["docker", "ps", "--filter", f"label={LABEL}=true"])
+    log(f"results: {out}; remove the fleet with: python3 benchmarks/fleet.py --down ({listing} lists it)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

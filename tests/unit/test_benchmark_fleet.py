@@ -1,0 +1,122 @@
+"""benchmarks/fleet.py: the parts that judge figures and arguments, without a fleet.
+
+The marginal cost per added device, the summary of measured sizes, the inventory it
+writes for each connection, and the argument checks that refuse unbounded or
+malformed settings before any container starts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+import sys
+
+import pytest
+
+MODULE_PATH = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "fleet.py"
+_SPEC = importlib.util.spec_from_file_location("benchmark_fleet", MODULE_PATH)
+fleet = importlib.util.module_from_spec(_SPEC)
+sys.modules["benchmark_fleet"] = fleet
+_SPEC.loader.exec_module(fleet)
+
+
+def test_marginal_cost_between_sizes_and_least_squares():
+    result = fleet.marginal([(50, 60.0), (2, 12.0), (25, 35.0)])
+    assert result["steps"] == [{"from": 2, "to": 25, "s_per_device": 1.0},
+                               {"from": 25, "to": 50, "s_per_device": 1.0}]
+    assert result["slope_s_per_device"] == 1.0
+    assert fleet.marginal([(2, 10.0)]) == {"steps": [], "slope_s_per_device": None}
+
+
+def _size(devices, first, runs):
+    return {"devices": devices, "first_converge": {"rc": 0, "wall_s": first, "strategy": "mitogen_linear",
+                                                   "connection": "docker"},
+            "runs": [{"strategy": s, "connection": c, "ping_s": p, "ping_rc": 0,
+                      "site": {"rc": 0, "wall_s": w, "vault_tier_s": v}} for s, c, p, w, v in runs]}
+
+
+def test_summary_series_and_first_converge_of_the_added_devices():
+    sizes = [_size(2, 300.0, [("mitogen_linear", "docker", 2.0, 20.0, 5.0), ("linear", "ssh", 3.0, 40.0, 8.0)]),
+             _size(12, 80.0, [("mitogen_linear", "docker", 3.0, 25.0, 5.5), ("linear", "ssh", 5.0, 50.0, 8.5)])]
+    summary = fleet.summarise(sizes)
+    assert summary["idempotent site.yml, linear/ssh (s)"]["slope_s_per_device"] == 1.0
+    assert summary["Vault tier in the re-run, mitogen_linear/docker (s)"]["steps"][0]["s_per_device"] == 0.05
+    assert summary["ansible -m ping, linear/ssh (s)"]["points"] == [(2, 3.0), (12, 5.0)]
+    # the first size's converge includes the core's: not a point of the series
+    assert summary["first converge of the added devices (s)"]["points"] == [(12, 80.0)]
+    # (80 s for 10 new devices on top of the 20 s the same run costs when nothing is new)
+    assert summary["first converge per added device"]["steps"] == [{"from": 2, "to": 12, "s_per_device": 6.0}]
+
+
+def test_a_failed_run_is_left_out_of_its_series():
+    sizes = [_size(2, 300.0, [("linear", "docker", 2.0, 20.0, 5.0)]),
+             _size(4, 80.0, [("linear", "docker", 2.5, 22.0, 5.0)])]
+    sizes[1]["runs"][0]["site"]["rc"] = 2
+    summary = fleet.summarise(sizes)
+    assert summary["idempotent site.yml, linear/docker (s)"]["points"] == [(2, 20.0)]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "every size between 1 and 200"),
+    ("2,0", "every size between 1 and 200"),
+    ("2,500", "every size between 1 and 200"),
+    ("25,2", "sizes must increase"),
+    ("2,2", "sizes must increase"),
+    ("two", "expected comma-separated device counts"),
+])
+def test_sizes_are_refused_when_malformed_or_unbounded(text, message):
+    with pytest.raises(ValueError, match=message):
+        fleet.parse_sizes(text, 200)
+
+
+def test_arguments():
+    args = fleet.parse_args(["--sizes", "2,5", "--connections", "ssh", "--strategies", "linear"])
+    assert args.sizes == [2, 5] and args.connections == ["ssh"] and args.strategies == ["linear"]
+    for bad in (["--strategies", "fast"], ["--connections", "winrm"], ["--forks", "0"], ["--timeout", "5"]):
+        with pytest.raises(SystemExit):
+            fleet.parse_args(bad)
+
+
+def test_inventories_reach_the_same_hosts_by_docker_or_ssh(tmp_path):
+    key = tmp_path / "id_ed25519"
+    docker = json.loads(fleet.inventory_yaml(3, "docker", key))
+    ssh = json.loads(fleet.inventory_yaml(3, "ssh", key))
+    assert docker["all"]["children"] == ssh["all"]["children"]
+    devices = docker["all"]["children"]["edge_devices"]["hosts"]
+    assert list(devices) == ["fx-edge001", "fx-edge002", "fx-edge003"]
+    assert all(name.startswith(fleet.PREFIX) for group in docker["all"]["children"].values() for name in group["hosts"])
+    assert docker["all"]["children"]["mailstores"]["hosts"]["fx-store2"]["lab_image"] == fleet.SSHD_IMAGES["debian13"]
+    assert docker["all"]["vars"]["ansible_connection"] == "docker"
+    ssh_vars = ssh["all"]["vars"]
+    assert ssh_vars["ansible_connection"] == "ssh" and ssh_vars["ansible_pipelining"] is True
+    assert ssh_vars["ansible_ssh_private_key_file"] == str(key)
+    # never the lab's names: its own network and label
+    assert fleet.fleet_vars(key)["lab_network"] != "lab-mailmesh"
+    assert fleet.fleet_vars(key)["lab_label"] != "org.mailmesh.lab"
+
+
+def test_run_order_puts_the_opposite_corner_second():
+    assert fleet.run_order(["docker", "ssh"], ["mitogen_linear", "linear"]) == [
+        ("docker", "mitogen_linear"), ("ssh", "linear"), ("docker", "linear"), ("ssh", "mitogen_linear")]
+    assert fleet.run_order(["ssh"], ["linear"]) == [("ssh", "linear")]
+
+
+def test_merge_joins_runs_by_size():
+    one = {"started": "a", "sizes": [_size(2, 300.0, [("linear", "docker", 2.0, 20.0, 5.0)])]}
+    two = {"started": "b", "sizes": [_size(12, 80.0, [("linear", "docker", 3.0, 30.0, 6.0)]), {}]}
+    merged = fleet.merge([one, two])
+    assert [size["devices"] for size in merged["sizes"]] == [2, 12]
+    assert merged["summary"]["idempotent site.yml, linear/docker (s)"]["slope_s_per_device"] == 1.0
+
+
+def test_memory_stat_and_means():
+    stat = fleet.parse_memory_stat("anon 1048576\nfile 2097152\nkernel 4096\n")
+    assert stat == {"anon": 1048576, "file": 2097152, "kernel": 4096}
+    memory = {"fx-edge001": {"current": 3 * 2**20, "anon": 2**20, "file": 2 * 2**20},
+              "fx-edge002": {"current": 5 * 2**20, "anon": 3 * 2**20, "file": 2 * 2**20},
+              "fx-gw1": {"current": 9 * 2**20, "anon": 8 * 2**20, "file": 2**20}}
+    assert fleet.mean_mib(memory, "current", True) == 4.0
+    assert fleet.mean_mib(memory, "anon", True) == 2.0
+    assert fleet.mean_mib(memory, "current", False) == 9.0
+    assert fleet.mean_mib({}, "anon", True) is None
