@@ -171,6 +171,8 @@ def approle_file_secret_id(content):
         return ""
     secret_id = data.get("secret_id") if isinstance(data, dict) else None
     return secret_id if isinstance(secret_id, str) and secret_id.strip() else ""
+
+
 def vault_host_approle_specs(hosts, hostvars, mount, pki_groups, nodes):
     """``[{name, policy}]`` for vault_host_approles: each host's certificate policy, with
     the PKI role of its first group in ``pki_groups``, its vault_server_client_alt_names
