@@ -19,7 +19,7 @@ from ansible_collections.mailmesh.imap.tests.integration._support import VENV_BI
     pytest.param("dovecot", {"dovecot_users": "alice@example.test"}, "dovecot_users", id="dovecot-users-a-string"),
     pytest.param("nginx_mail", {"nginx_mail_user_map": ["alice@example.test", "store1"]}, "nginx_mail_user_map",
                  id="nginx-mail-user-map-a-list"),
-    pytest.param("envoy", {"envoy_admin_port": "eight thousand"}, "envoy_admin_port", id="envoy-port-not-a-number"),
+    pytest.param("envoy", {"envoy_stats_port": "eight thousand"}, "envoy_stats_port", id="envoy-port-not-a-number"),
     pytest.param("vault_server", {"vault_server_secret_shares": "many"}, "vault_server_secret_shares",
                  id="vault-server-shares-not-a-number"),
     pytest.param("vault_cert", {"vault_cert_service": "nginx", "vault_cert_force": "sometimes"}, "vault_cert_force",
