@@ -1295,6 +1295,9 @@ def test_re_enrolment_gives_the_device_a_new_identity_and_lists_stale_hosts(host
     _wait_for(lambda: _envoy_serials(hosts[REVOKED]) == {serial}, "the device's Envoy serves its new certificate")
     for name in GATEWAYS:
         assert "a1 OK" in _device_handshake(REVOKED, name), name
+        # While revoked, the device's Envoy marked every gateway unhealthy (its health
+        # checks were refused too): its app port answers again once a check passes.
+        _wait_health(hosts[REVOKED], name, True, timeout=180)
     _edge_session(REVOKED, "alice@example.test", _subject("re-enrolled"))
 
 

@@ -442,10 +442,13 @@ def _set_clock_offset(edge, offset):
 
 
 def _agent_run(host):
-    """One run of the renewal agent now; its journal lines of this run."""
-    since = host.check_output("date +%s")
+    """One run of the renewal agent now; its journal lines of this run alone (by the
+    run's invocation ID: a time bound in whole seconds also took the previous run's
+    lines when both fell in the same second)."""
     host.run("systemctl start %s.service", AGENT_UNIT)
-    return host.run("journalctl -u %s.service --since @%s --no-pager -o cat -q", AGENT_UNIT, since).stdout
+    invocation = host.check_output("systemctl show -p InvocationID --value %s.service", AGENT_UNIT).strip()
+    assert invocation, "no invocation ID for %s" % AGENT_UNIT
+    return host.run("journalctl _SYSTEMD_INVOCATION_ID=%s --no-pager -o cat -q", invocation).stdout
 
 
 @pytest.fixture
