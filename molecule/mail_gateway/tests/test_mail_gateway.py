@@ -700,7 +700,9 @@ def _read_until_closed(sock, limit=15.0):
             chunk = sock.recv(65536)
         except socket.timeout:
             break
-        except (ConnectionResetError, ssl.SSLError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+            # Closed by the peer; with TLS 1.3 the read may try to answer a post-handshake
+            # message on the closed socket (EPIPE): closed all the same.
             return received, True
         if not chunk:
             return received, True
