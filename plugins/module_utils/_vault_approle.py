@@ -98,30 +98,42 @@ def ensure_role(client, path, wanted, check_mode, written=None):
         # other: both sides are compared in one shape.
         compared = dict(live)
         for key in written:
-            try:
-                compared[key] = bound_cidrs(live.get(key))[0]
-            except ValueError:
-                pass  # not a network: differs from what is wanted, rewritten
+            compared[key] = normalize_cidrs(live.get(key))
     changed_keys = sorted(wanted) if live is None else diff_keys(wanted, compared)
     if (live is None or changed_keys) and not check_mode:
         api_write(client, path, {key: (written or {}).get(key, wanted[key]) for key in changed_keys})
     return live, changed_keys
 
 
+def normalize_cidrs(values, strict=False):
+    """CIDRs as Vault stores them: a single address (/32, /128) as the bare address.
+    None (a role without a binding) reads as []. With strict, an entry that is not a
+    network raises ValueError naming it; else it is kept as it is."""
+    if values is None:
+        return []
+    result = []
+    for value in values:
+        try:
+            net = ipaddress.ip_network(str(value).strip(), strict=False)
+        except ValueError:
+            if strict:
+                raise ValueError("%r is not an IPv4 or IPv6 network (a CIDR such as 192.0.2.0/24 "
+                                 "or 2001:db8::/48, or a single address)" % (value,))
+            result.append(str(value).strip())
+            continue
+        if net.prefixlen == net.max_prefixlen:
+            result.append(str(net.network_address))
+        else:
+            result.append(str(net))
+    return result
+
+
 def bound_cidrs(values):
     """(as Vault reads them back, as Vault takes them) for a list of CIDRs or addresses:
     Vault shows a /32 (/128) as the bare address but refuses a bare address in
     secret_id_bound_cidrs. Raises ValueError naming an entry that is not a network."""
-    shown, written = [], []
-    for value in values or []:
-        try:
-            net = ipaddress.ip_network(str(value).strip(), strict=False)
-        except ValueError:
-            raise ValueError("%r is not an IPv4 or IPv6 network (a CIDR such as 192.0.2.0/24 "
-                             "or 2001:db8::/48, or a single address)" % (value,))
-        written.append(str(net))
-        shown.append(str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net))
-    return shown, written
+    shown = normalize_cidrs(values or [], strict=True)
+    return shown, [str(ipaddress.ip_network(value, strict=False)) for value in shown]
 
 
 def lookup_secret_id(client, role_path, secret_id):

@@ -122,9 +122,9 @@ changed_keys:
   sample: [token_ttl]
 """
 
-import ipaddress
 
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault import VaultModule
+from ansible_collections.mailmesh.imap.plugins.module_utils._vault_approle import bound_cidrs, normalize_cidrs
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault_api import (
     api_delete,
     api_read,
@@ -149,29 +149,6 @@ ROLE_OPTIONS = dict(
 )
 DURATIONS = ("token_ttl", "token_max_ttl", "secret_id_ttl")
 CIDRS = ("secret_id_bound_cidrs", "token_bound_cidrs")
-
-
-def normalize_cidrs(values, strict=False):
-    """CIDRs as Vault stores them: a single address (/32, /128) as the bare address.
-    None (a role without a binding) reads as []. With strict, an entry that is not a
-    network raises ValueError naming it; else it is kept as it is."""
-    if values is None:
-        return []
-    result = []
-    for value in values:
-        try:
-            net = ipaddress.ip_network(str(value).strip(), strict=False)
-        except ValueError:
-            if strict:
-                raise ValueError("%r is not an IPv4 or IPv6 network (a CIDR such as 192.0.2.0/24 "
-                                 "or 2001:db8::/48, or a single address)" % (value,))
-            result.append(str(value).strip())
-            continue
-        if net.prefixlen == net.max_prefixlen:
-            result.append(str(net.network_address))
-        else:
-            result.append(str(net))
-    return result
 
 
 def _shown(wanted, live):
@@ -209,10 +186,9 @@ def main():
     for key in CIDRS:
         if key in wanted:
             try:
-                wanted[key] = normalize_cidrs(wanted[key], strict=True)
+                wanted[key], written[key] = bound_cidrs(wanted[key])
             except ValueError as exc:
                 module.fail_json(msg="%s: %s; nothing was written." % (key, exc))
-            written[key] = [str(ipaddress.ip_network(value, strict=False)) for value in wanted[key]]
 
     client = module.client()
     try:
