@@ -85,4 +85,8 @@ def test_molecule_scenario_in_background(scenario, background_run, capfd):
     with capfd.disabled():
         print("\n==> molecule: molecule test -s %s ran in the background for %.0fs, exit %d; the end of %s:\n%s"
               % (scenario, time.monotonic() - started, rc, log_path, "\n".join(shown)), flush=True)
-    assert rc == 0, "molecule test -s %s exited %d (log: %s)" % (scenario, rc, log_path)
+    # The verifier's own summary lines (FAILED/ERROR test ids), so the failure's
+    # one-line form already names the failing tests, not only the exit code.
+    failed = [line.strip() for line in lines if line.lstrip().startswith(("FAILED ", "ERROR "))]
+    assert rc == 0, "molecule test -s %s exited %d (log: %s)%s" % (
+        scenario, rc, log_path, "".join("\n  " + line for line in failed[:20]))
