@@ -129,14 +129,26 @@ def crl_verdict(facts, now, margin_seconds, expected=None):
     return True, ""
 
 
-def nginx_snippet(crl_path, check, why=""):
-    # type: (str, bool, str) -> bytes
-    """The file NGINX includes in the device port's server block."""
+def nginx_snippet(crl_path, check, why="", session_cache="", crl_digest=""):
+    # type: (str, bool, str, str, str) -> bytes
+    """The file NGINX includes in the device port's server block.
+
+    With ``session_cache`` (an NGINX size), the listener gets its own TLS session cache
+    whose name carries the CRL's digest: a resumed session is not checked against the
+    CRL (the certificate was verified at the full handshake), so when the CRL changes
+    the reload starts an empty cache and a revoked device cannot resume its way back in.
+    """
     head = "# Managed by the mailmesh-cert-renew agent (mailmesh.imap): the CRL check of this listener.\n"
     if check:
-        return (head + "ssl_crl %s;\n" % crl_path).encode("utf-8")
-    return (head + "# Fail-open: no CRL is checked (%s); every certificate the CA signed is accepted.\n"
-            % " ".join(why.split())).encode("utf-8")
+        text = head + "ssl_crl %s;\n" % crl_path
+    else:
+        text = head + ("# Fail-open: no CRL is checked (%s); every certificate the CA signed is accepted.\n"
+                       % " ".join(why.split()))
+    if session_cache:
+        text += ("# Sessions resumed here skip the CRL: the cache is new whenever the CRL changes.\n"
+                 "ssl_session_cache shared:mailmesh_device_%s:%s;\n"
+                 % ((crl_digest or "none")[:16] if check else "open", session_cache))
+    return text.encode("utf-8")
 
 
 def envoy_validation(ca_path, crl_path, watch_dir, secret_name, check):

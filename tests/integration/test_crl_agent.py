@@ -11,6 +11,7 @@ is moved past it instead of waiting (the launcher of test_cert_renew_agent.py)."
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from cryptography import x509
@@ -35,10 +36,10 @@ def crl_setup(bao, tmp_path):
     return agent, pki, secret_id
 
 
-def _register(agent, pki, fmt, margin="30s"):
+def _register(agent, pki, fmt, margin="30s", session_cache=""):
     setting = agent.cert_dir / ("crl.conf" if fmt == "nginx" else "validation.json")
     crl = {"format": fmt, "mounts": [pki.mount], "margin": margin, "file": str(agent.cert_dir / "crl.pem"),
-           "setting_file": str(setting)}
+           "setting_file": str(setting), "session_cache": session_cache}
     if fmt == "envoy":
         crl.update(ca_file=str(agent.root / "ca-bundle.pem"), ca_copy=str(agent.cert_dir / "ca.pem"),
                    secret_name="mailmesh_ca")
@@ -65,13 +66,19 @@ def _crl_metrics(agent):
             for sample in family.samples if sample.name.startswith("mailmesh_crl_")}
 
 
+def _session_cache(setting):
+    """The name of the listener's own TLS session cache in the snippet."""
+    return re.search(r"^ssl_session_cache shared:(mailmesh_device_\w+):10m;$", setting.read_text(), re.M).group(1)
+
+
 def test_nginx_crl_revocation_outage_fail_open_and_back(crl_setup):
     agent, pki, secret_id = crl_setup
-    setting = _register(agent, pki, "nginx")
+    setting = _register(agent, pki, "nginx", session_cache="10m")
     done = agent.run()
     assert done.returncode == 0, done.stdout + done.stderr
     assert "svc: CRL updated from %s" % agent_url(agent) in done.stdout, done.stdout
-    assert setting.read_text().splitlines()[-1] == "ssl_crl %s;" % (agent.cert_dir / "crl.pem")
+    assert "\nssl_crl %s;\n" % (agent.cert_dir / "crl.pem") in setting.read_text()
+    first_cache = _session_cache(setting)
     assert agent.reloads() == ["reload nginx.service"]
     metrics = _crl_metrics(agent)
     assert metrics["mailmesh_crl_checked"].value == 1
@@ -84,6 +91,7 @@ def test_nginx_crl_revocation_outage_fail_open_and_back(crl_setup):
     done = agent.run("--crl-only")
     assert done.returncode == 0 and "svc: CRL fetched from" in done.stdout, done.stdout
     assert agent.reloads() == ["reload nginx.service"]
+    assert _session_cache(setting) == first_cache
 
     # A revocation: --crl-only (what the revoke playbook runs) takes it, NGINX reloads once.
     serial = agent.cert().serial_number
@@ -92,6 +100,9 @@ def test_nginx_crl_revocation_outage_fail_open_and_back(crl_setup):
     assert done.returncode == 0 and "svc: CRL updated from" in done.stdout, done.stdout
     assert serial in _revoked(agent)
     assert agent.reloads() == ["reload nginx.service"] * 2
+    # A new CRL, a new (empty) session cache: the revoked certificate cannot resume.
+    revoked_cache = _session_cache(setting)
+    assert revoked_cache != first_cache
     assert _crl_metrics(agent)["mailmesh_crl_revoked_certificates"].value == 1
 
     # Vault down: the CRL at hand is kept and still checked; the run says the fetch failed.
@@ -113,6 +124,7 @@ def test_nginx_crl_revocation_outage_fail_open_and_back(crl_setup):
     assert "svc: FAIL-OPEN: the listener checks no CRL: the CRL of" in done.stdout
     assert "EXPIRED at" in done.stdout
     assert "ssl_crl" not in setting.read_text() and "Fail-open" in setting.read_text()
+    assert _session_cache(setting) == "mailmesh_device_open"
     assert agent.reloads() == ["reload nginx.service"] * 3
     metrics = _crl_metrics(agent)
     assert metrics["mailmesh_crl_checked"].value == 0

@@ -1157,34 +1157,56 @@ def _crl_serials(host, service):
 
 # Runs on an edge device: TLS 1.3 to a gateway's device port with the device's own
 # certificate (the one its Envoy presents), then CAPABILITY. argv: address, the
-# gateway's name, port. Prints the server's lines, or the error (a refused certificate
-# comes as a TLS alert after the handshake, on the first read).
-DEVICE_TLS = r"""
+# gateway's name, port. One full handshake at the start, then one connection per line
+# read from stdin that resumes the TLS session. Prints for each whether the server
+# resumed the session, and the server's lines or the error (a refused certificate comes
+# as a TLS alert after the handshake, on the first read).
+DEVICE_RESUME = r"""
 import socket, ssl, sys
 address, name, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 context = ssl.create_default_context(cafile="/etc/mailmesh/vault/ca.pem")
 context.minimum_version = ssl.TLSVersion.TLSv1_3
 context.load_cert_chain("/etc/mailmesh/tls/envoy/fullchain.pem", "/etc/mailmesh/tls/envoy/key.pem")
-try:
-    with socket.create_connection((address, port), timeout=20) as raw:
-        with context.wrap_socket(raw, server_hostname=name) as tls:
-            received = tls.recv(4096)
-            tls.sendall(b"a1 CAPABILITY\r\n")
-            while b"a1 " not in received:
-                chunk = tls.recv(4096)
-                if not chunk:
-                    break
-                received += chunk
-            print(received.decode(errors="replace"))
-except Exception as exc:
-    print("ERROR %r" % (exc,))
+def talk(session):
+    try:
+        with socket.create_connection((address, port), timeout=20) as raw:
+            with context.wrap_socket(raw, server_hostname=name, session=session) as tls:
+                received = tls.recv(4096)
+                tls.sendall(b"a1 CAPABILITY\r\n")
+                while b"a1 " not in received:
+                    chunk = tls.recv(4096)
+                    if not chunk:
+                        break
+                    received += chunk
+                return tls.session, tls.session_reused, received.decode(errors="replace")
+    except Exception as exc:
+        return None, False, "ERROR %r" % (exc,)
+session, reused, answer = talk(None)
+print("reused=%s %s" % (reused, " ".join(answer.split())), flush=True)
+for _line in sys.stdin:
+    new, reused, answer = talk(session)
+    print("reused=%s %s" % (reused, " ".join(answer.split())), flush=True)
+    if new is not None and new.has_ticket:
+        session = new
 """
+
+
+class _DeviceResumer(_EdgeHolder):
+    """DEVICE_RESUME on an edge device against one gateway's device port."""
+
+    def __init__(self, edge, gateway):  # pylint: disable=super-init-not-called
+        self.process = subprocess.Popen(
+            ["docker", "exec", "-i", edge, "python3", "-u", "-c", DEVICE_RESUME, _ip(gateway), gateway,
+             str(DEVICE_PORT)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
 
 
 def _device_handshake(edge, gateway):
     """What the gateway's device port answers the edge device's own certificate."""
-    done = subprocess.run(["docker", "exec", edge, "python3", "-c", DEVICE_TLS, _ip(gateway), gateway,
-                           str(DEVICE_PORT)], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(["docker", "exec", edge, "python3", "-c", DEVICE_RESUME, _ip(gateway), gateway,
+                           str(DEVICE_PORT)], capture_output=True, text=True, timeout=60, check=False,
+                          stdin=subprocess.DEVNULL)
     return done.stdout + done.stderr
 
 
@@ -1202,10 +1224,18 @@ def revoked_device(hosts, tmp_path_factory):
         key = _key_sha(hosts[REVOKED], "envoy")
         for name in GATEWAYS:
             assert "a1 OK" in _device_handshake(REVOKED, name), name
+        # A TLS session of the device that the gateway resumes before the revocation.
+        resumer = _DeviceResumer(REVOKED, GATEWAYS[0])
+        holders["resumer"] = resumer
+        first = resumer.first_line()
+        assert first.startswith("reused=False") and "a1 OK" in first, first
+        resumed = resumer.ask("again")
+        assert resumed.startswith("reused=True") and "a1 OK" in resumed, resumed
         play = _play(REVOKE, "-e", "mailmesh_revoke_hosts=" + REVOKED)
         ended = time.monotonic()
         assert play.returncode == 0, play.stdout[-6000:] + play.stderr[-2000:]
-        yield {"holders": holders, "serial": serial, "key": key, "play": play, "ended": ended}
+        yield {"holders": holders, "serial": serial, "key": key, "play": play, "ended": ended,
+               "resumer": resumer}
     finally:
         for holder in holders.values():
             holder.close()
@@ -1221,6 +1251,11 @@ def test_revoke_refuses_the_device_at_once(hosts, revoked_device):
     for name in GATEWAYS[1:]:
         answer = _device_handshake(REVOKED, name)
         assert "* BYE SSL certificate error" in answer and "a1 OK" not in answer, (name, answer)
+    # Nor can it resume the TLS session it had before (a resumed session skips the CRL):
+    # the new CRL came with a new, empty session cache for the device port.
+    again = revoked_device["resumer"].ask("again")
+    assert again.startswith("reused=False") and "a1 OK" not in again, again
+    assert "* BYE SSL certificate error" in again, again
     # Refused for the CRL, nothing else (NGINX says why in its error log, level info).
     device = _ip(REVOKED)
     for name in GATEWAYS:

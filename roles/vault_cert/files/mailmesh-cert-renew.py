@@ -284,7 +284,8 @@ def keep_crl(name, config, state, out, check):
     use, why = crls.crl_verdict(facts, now_utc(), margin, expected=len(mounts) or None)
     why = problem or why
     if spec["format"] == "nginx":
-        setting = crls.nginx_snippet(crl_file, use, why)
+        setting = crls.nginx_snippet(crl_file, use, why, session_cache=spec.get("session_cache") or "",
+                                     crl_digest=_digest(crl_file) if use else "")
     else:
         ca_copy = spec["ca_copy"]
         try:

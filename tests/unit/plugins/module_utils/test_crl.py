@@ -76,6 +76,15 @@ def test_listener_settings():
     assert crl.nginx_snippet("/t/crl.pem", True).decode().splitlines()[-1] == "ssl_crl /t/crl.pem;"
     open_text = crl.nginx_snippet("/t/crl.pem", False, "the CRL\n expired").decode()
     assert "ssl_crl" not in open_text.replace("# Managed", "") and "Fail-open: no CRL is checked (the CRL expired)" in open_text
+    # The device port's own session cache, named after the CRL it was filled under.
+    cached = crl.nginx_snippet("/t/crl.pem", True, session_cache="10m", crl_digest="ab" * 32).decode()
+    assert cached.splitlines()[-1] == "ssl_session_cache shared:mailmesh_device_%s:10m;" % ("ab" * 8)
+    assert "ssl_crl /t/crl.pem;" in cached
+    other = crl.nginx_snippet("/t/crl.pem", True, session_cache="10m", crl_digest="cd" * 32).decode()
+    assert other.splitlines()[-1] != cached.splitlines()[-1]
+    assert crl.nginx_snippet("/t/crl.pem", False, "gone", session_cache="1m").decode().splitlines()[-1] == (
+        "ssl_session_cache shared:mailmesh_device_open:1m;")
+    assert "ssl_session_cache" not in crl.nginx_snippet("/t/crl.pem", True, crl_digest="ab" * 32).decode()
     with_crl = json.loads(crl.envoy_validation("/t/ca.pem", "/t/crl.pem", "/t", "mailmesh_ca", True))
     context = with_crl["resources"][0]["validation_context"]
     assert context == {"trusted_ca": {"filename": "/t/ca.pem"}, "watched_directory": {"path": "/t"},
