@@ -318,6 +318,36 @@ def test_floods_are_throttled(gw1):
     assert "OK" in statuses
 
 
+def _storm(gw1, client_ip, fingerprint):
+    """60 logins at once, each its own user, from one address (devices behind one NAT):
+    the Auth-Status of each. fingerprint: None (no client certificate, as on 993), a
+    string (every login from that one certificate), or "each" (a certificate per login,
+    as 60 devices on the device port). NGINX sends Auth-SSL-* itself from the handshake."""
+    cert = {None: "", "each": "-H 'Auth-SSL-Verify: SUCCESS' -H \"Auth-SSL-Fingerprint: $(printf %040x $i)\" "}.get(
+        fingerprint, "-H 'Auth-SSL-Verify: SUCCESS' -H 'Auth-SSL-Fingerprint: %s' " % fingerprint)
+    cmd = gw1.run(
+        "for i in $(seq 60); do curl -s -o /dev/null -D - -H \"Auth-User: nat$i@example.test\" "
+        "-H 'Auth-Login-Attempt: 1' -H 'Client-IP: %s' %s%s & done; wait", client_ip, cert, AUTH_URL)
+    statuses = [line.split(":", 1)[1].strip() for line in cmd.stdout.splitlines()
+                if line.lower().startswith("auth-status:")]
+    assert len(statuses) == 60, cmd.stdout
+    return statuses
+
+
+def test_devices_behind_one_nat_each_have_their_own_login_limit(gw1):
+    """The per-client limit is keyed on the certificate NGINX verified (the device port),
+    else on the address: 60 devices behind one address, each with its own certificate,
+    all get in at once; 60 logins from one address without a certificate, or from one
+    certificate, are throttled as before (each login its own user, so the per-login limit
+    plays no part)."""
+    devices = _storm(gw1, "198.51.100.21", "each")
+    assert devices.count("OK") == 60, devices
+    plain = _storm(gw1, "198.51.100.22", None)
+    assert "Too many login attempts, try again later" in plain and "OK" in plain, plain
+    one_device = _storm(gw1, "198.51.100.23", "ab" * 20)
+    assert "Too many login attempts, try again later" in one_device and "OK" in one_device, one_device
+
+
 # --- end to end through the real Dovecot stores ----------------------------------------
 
 
