@@ -89,6 +89,7 @@ def read_approle_file(path):
     """The AppRole file's JSON object; RenewalError naming the file if it is not usable."""
     try:
         with open(path, "rb") as handle:
+            _check_approle_file_access(path, os.fstat(handle.fileno()))
             data = json.loads(handle.read().decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise RenewalError("approle_file %s: cannot read it as JSON (%s); the Vault tier "
@@ -104,6 +105,22 @@ def read_approle_file(path):
             raise RenewalError("approle_file %s: urls must be a non-empty list of the Vault nodes' "
                                "URLs (strings), but %s" % (path, problem))
     return data
+
+
+def _check_approle_file_access(path, info):
+    # type: (str, os.stat_result) -> None
+    """Refuse an AppRole file other local users can read or change (as ssh refuses a
+    private key): its secret ID logs in to Vault as this host."""
+    loose = stat.S_IMODE(info.st_mode) & 0o077
+    if info.st_uid not in (0, os.geteuid()) or loose:
+        raise RenewalError(
+            "approle_file %s is %s (mode %04o, owner uid %d): other local users can read or "
+            "replace its secret ID, so it is not used. Run the Vault tier for this host (it "
+            "writes the file 0600 root again), or chmod 600 and chown root it; if others may "
+            "have read it, treat the secret ID as leaked: delete the file and run the Vault tier "
+            "(a new secret ID; docs/operations.md)"
+            % (path, "open to group or others" if loose else "owned by another user",
+               stat.S_IMODE(info.st_mode), info.st_uid))
 
 
 def urls_problem(urls):

@@ -234,12 +234,45 @@ def test_approle_options_and_file_errors(tmp_path):
     path = tmp_path / "approle.json"
     path.write_text('{"url": "u", "role_id": "r", "secret_id": "s", "approle_mount": "a", '
                     '"mount": "m", "pki_role": "p", "ca_cert": "/ca.pem"}')
+    path.chmod(0o600)
     options_from_file = renewal.approle_options(renewal.read_approle_file(str(path)))
     assert options_from_file == {"url": "u", "role_id": "r", "secret_id": "s", "approle_mount_point": "a",
                                  "engine_mount_point": "m", "role_name": "p", "auth_method": "approle",
                                  "ca_cert": "/ca.pem"}
     path.write_text('{"url": "u"}')
     with pytest.raises(renewal.RenewalError, match="lacks approle_mount, mount, pki_role, role_id, secret_id"):
+        renewal.read_approle_file(str(path))
+
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o660])
+def test_an_approle_file_open_to_others_is_refused(tmp_path, mode):
+    """As ssh refuses a private key others can read: the file's secret ID logs in as
+    this host. The message names the file, the mode and the fix, not the secret ID."""
+    path = tmp_path / "approle.json"
+    path.write_text('{"url": "u", "role_id": "r", "secret_id": "very-secret", "approle_mount": "a", '
+                    '"mount": "m", "pki_role": "p"}')
+    path.chmod(mode)
+    with pytest.raises(renewal.RenewalError) as info:
+        renewal.read_approle_file(str(path))
+    message = str(info.value)
+    assert message.startswith("approle_file %s is open to group or others (mode %04o, owner uid %d)"
+                              % (path, mode, os.geteuid())), message
+    assert "Run the Vault tier for this host" in message and "very-secret" not in message
+
+
+def test_an_approle_file_of_another_user_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "approle.json"
+    path.write_text('{"url": "u"}')
+    path.chmod(0o600)
+    real = os.fstat
+
+    def fstat(fd):
+        info = real(fd)
+        return os.stat_result((info.st_mode, info.st_ino, info.st_dev, info.st_nlink, 4242) + tuple(info)[5:])
+
+    monkeypatch.setattr(renewal.os, "fstat", fstat)
+    with pytest.raises(renewal.RenewalError, match=r"is owned by another user \(mode 0600, owner uid 4242\)"):
         renewal.read_approle_file(str(path))
 
 

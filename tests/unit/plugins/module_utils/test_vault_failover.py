@@ -317,6 +317,7 @@ APPROLE = ('{"url": "https://vault1:8200", "role_id": "r", "secret_id": "s", "ap
 def test_the_approle_files_urls_become_the_nodes(tmp_path):
     path = tmp_path / "approle.json"
     path.write_text(APPROLE % ', "urls": ["https://vault1:8200", "https://vault2:8200"]')
+    path.chmod(0o600)
     options = renewal.approle_options(renewal.read_approle_file(str(path)))
     assert options["urls"] == ["https://vault1:8200", "https://vault2:8200"]
     assert vc.VaultConnection(options).urls == ["https://vault1:8200", "https://vault2:8200"]
@@ -338,6 +339,7 @@ def test_the_approle_files_urls_become_the_nodes(tmp_path):
 def test_a_wrong_shape_of_urls_is_refused_naming_the_file_and_the_key(tmp_path, urls, problem):
     path = tmp_path / "approle.json"
     path.write_text(APPROLE % (', "urls": %s' % urls))
+    path.chmod(0o600)
     with pytest.raises(renewal.RenewalError) as info:
         renewal.read_approle_file(str(path))
     assert str(info.value) == (

@@ -82,6 +82,7 @@ APPROLE = {"url": "https://vault1:8200", "ca_cert": "/etc/mailmesh/vault/ca.pem"
 def test_approle_file_fills_the_login_on_the_host(tmp_path):
     path = tmp_path / "approle.json"
     path.write_text(json.dumps(APPROLE))
+    path.chmod(0o600)
     fake = FakeModule(approle_file=str(path))
     module.load_approle_file(fake)
     assert {k: fake.params[k] for k in module.APPROLE_FILE_KEYS} == {
@@ -101,12 +102,21 @@ def test_approle_file_problems_are_named(tmp_path):
         module.load_approle_file(FakeModule(approle_file=str(tmp_path / "missing.json")))
     partial = tmp_path / "partial.json"
     partial.write_text(json.dumps({k: v for k, v in APPROLE.items() if k not in ("secret_id", "mount")}))
+    partial.chmod(0o600)
     with pytest.raises(AssertionError, match="lacks mount, secret_id"):
         module.load_approle_file(FakeModule(approle_file=str(partial)))
     listed = tmp_path / "list.json"
     listed.write_text("[]")
+    listed.chmod(0o600)
     with pytest.raises(AssertionError, match="expected a JSON object"):
         module.load_approle_file(FakeModule(approle_file=str(listed)))
+    # Readable by others: refused, its secret ID not in the message.
+    loose = tmp_path / "loose.json"
+    loose.write_text(json.dumps(APPROLE))
+    loose.chmod(0o644)
+    with pytest.raises(AssertionError, match=r"loose.json is open to group or others \(mode 0644") as info:
+        module.load_approle_file(FakeModule(approle_file=str(loose)))
+    assert "s3cret-id" not in str(info.value)
 
 
 def test_without_approle_file_nothing_is_filled():
