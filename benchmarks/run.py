@@ -713,6 +713,43 @@ def apply_gateways(args: argparse.Namespace, lifted: bool) -> dict:
 # --------------------------------------------------------------------------- output
 
 
+# Envoy's TLS counters (its stats listener, Prometheus text): handshakes and the
+# sessions among them that were resumed, per upstream cluster (Envoy the client) and per
+# listener (Envoy the server).
+ENVOY_STATS_URL = "http://127.0.0.1:9902/stats/prometheus"
+TLS_COUNTER = re.compile(r'^envoy_(cluster|listener)_ssl_(handshake|session_reused)\{([^}]*)\} (\d+)', re.M)
+READ_URL = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())"
+
+
+def envoy_tls_counters(lab: dict[str, dict]) -> dict:
+    """{container: {"cluster gateways" | "listener 0.0.0.0_10993": {"handshake": n, "session_reused": n}}}
+    for every lab container whose Envoy answers."""
+    found: dict = {}
+    for name in sorted(lab):
+        got = dexec(name, ["python3", "-c", READ_URL, ENVOY_STATS_URL], timeout=30)
+        if got.returncode != 0:
+            continue
+        for side, counter, labels, value in TLS_COUNTER.findall(got.stdout):
+            label = re.search(r'envoy_(?:cluster_name|listener_address)="([^"]*)"', labels)
+            key = f"{side} {label.group(1) if label else labels}"
+            found.setdefault(name, {}).setdefault(key, {"handshake": 0, "session_reused": 0})[counter] += int(value)
+    return found
+
+
+def tls_resumption(before: dict, after: dict) -> list[dict]:
+    """Per container and cluster/listener: the handshakes of a phase and the share resumed."""
+    rows = []
+    for name, sides in sorted(after.items()):
+        for key, counts in sorted(sides.items()):
+            start = before.get(name, {}).get(key, {"handshake": 0, "session_reused": 0})
+            handshakes = counts["handshake"] - start["handshake"]
+            reused = counts["session_reused"] - start["session_reused"]
+            if handshakes > 0:
+                rows.append({"container": name, "where": key, "handshakes": handshakes, "resumed": reused,
+                             "resumed_share": round(reused / handshakes, 3)})
+    return rows
+
+
 def fmt(value, digits: int = 1) -> str:
     if value is None:
         return "-"
@@ -741,6 +778,14 @@ def print_tables(results: dict) -> None:
     for key, title in (("load_limits_as_deployed", "auth_http limits as deployed"),
                        ("load", "auth_http limits lifted" if results.get("gateway_applies") else "")):
         print_load(results.get(key), title)
+    if results.get("tls_resumption"):
+        print("\nTLS handshakes through Envoy during the load phase (the device port's NGINX and Dovecot"
+              " count none; a hop to them shows on its client side):")
+        print("\n| container | cluster (Envoy the client) or listener (the server) | handshakes | resumed | share |")
+        print("|---|---|---:|---:|---:|")
+        for row in results["tls_resumption"]:
+            print(f"| {row['container']} | {row['where']} | {row['handshakes']} | {row['resumed']} "
+                  f"| {fmt(row['resumed_share'] * 100)} % |")
     paced = results.get("paced_login")
     if paced:
         print(f"\n| path (logins at {paced['rate']:g}/s) | logins | errors | p50 ms | p99 ms | CPU ms per login "
@@ -873,7 +918,9 @@ def main(argv: list[str] | None = None) -> int:
         if lift:
             results["gateway_applies"].append(apply_gateways(args, lifted=True))
         if not args.skip_load:
+            tls_before = envoy_tls_counters(lab)
             results["load"] = load_phase(args, meter)
+            results["tls_resumption"] = tls_resumption(tls_before, envoy_tls_counters(lab))
         if not args.skip_paced:
             results["paced_login"] = paced_login_phase(args, meter)
     finally:

@@ -131,3 +131,31 @@ def test_bad_settings_are_refused_before_the_lab_is_touched(argv, monkeypatch, c
         bench.main(argv)
     assert exit_info.value.code == 2
     assert "--" in capsys.readouterr().err
+
+
+def test_tls_resumption_is_the_share_of_a_phases_handshakes(monkeypatch):
+    """Envoy's TLS counters before and after a phase, per cluster and listener; only
+    what had handshakes in the phase is reported."""
+    texts = iter([
+        'envoy_cluster_ssl_handshake{envoy_cluster_name="gateways"} 10\n'
+        'envoy_cluster_ssl_session_reused{envoy_cluster_name="gateways"} 2\n'
+        'envoy_listener_ssl_handshake{envoy_listener_address="0.0.0.0_10993"} 5\n'
+        'envoy_listener_ssl_session_reused{envoy_listener_address="0.0.0.0_10993"} 0\n',
+        'envoy_cluster_ssl_handshake{envoy_cluster_name="gateways"} 110\n'
+        'envoy_cluster_ssl_session_reused{envoy_cluster_name="gateways"} 92\n'
+        'envoy_listener_ssl_handshake{envoy_listener_address="0.0.0.0_10993"} 5\n'
+        'envoy_listener_ssl_session_reused{envoy_listener_address="0.0.0.0_10993"} 0\n',
+    ])
+
+    def dexec(container, argv, timeout=30, check=False):
+        assert argv[-1] == bench.ENVOY_STATS_URL
+        return bench.subprocess.CompletedProcess(argv, 0, next(texts), "")
+
+    monkeypatch.setattr(bench, "dexec", dexec)
+    lab = {"lab-edge1": {}}
+    before = bench.envoy_tls_counters(lab)
+    after = bench.envoy_tls_counters(lab)
+    assert before["lab-edge1"]["cluster gateways"] == {"handshake": 10, "session_reused": 2}
+    assert bench.tls_resumption(before, after) == [
+        {"container": "lab-edge1", "where": "cluster gateways", "handshakes": 100, "resumed": 90,
+         "resumed_share": 0.9}]
