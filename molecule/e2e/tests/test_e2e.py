@@ -10,7 +10,6 @@ import datetime
 import imaplib
 import json
 import os
-import pathlib
 import re
 import socket
 import ssl
@@ -23,38 +22,21 @@ import pytest
 import tls_scan
 from prometheus_client.parser import text_string_to_metric_families
 from mesh_checks import EDGE_CLIENT
-from mesh_checks import host as _host
 from mesh_checks import ip as _ip
 from mesh_checks import journal as _journal
+from e2e_shape import (AGENT_UNIT, ALL_HOSTS, EDGES, ENVOY_HOSTS, GATEWAYS, HOME_STORE, IMAPS_PORT, INIT_FILE,
+                       SCENARIO_DIR, STORES, USERS, VAULT, VAULT_CA, VAULT_UNIT, VMAIL)
 
-VAULT = "e2e-vault1"
-VAULT_UNIT = "openbao"  # roles/vault_server/vars/main.yml, flavor openbao
-STORES = ("e2e-store1", "e2e-store2")
-GATEWAYS = ("e2e-gw1", "e2e-gw2")
-EDGES = ("e2e-edge1", "e2e-pi1")
-ENVOY_HOSTS = STORES + GATEWAYS + EDGES
-ALL_HOSTS = (VAULT,) + ENVOY_HOSTS
-# The lab's users (inventories/lab/group_vars/all.yml) and their stores (host_vars/).
-USERS = {"alice@example.test": "alice-secret", "bob@example.test": "bob-secret"}
-HOME_STORE = {"alice@example.test": "e2e-store1", "bob@example.test": "e2e-store2"}
-VMAIL = "/var/vmail"
 TLS_DIR = "/etc/mailmesh/tls"
-VAULT_CA = "/etc/mailmesh/vault/ca.pem"
-IMAPS_PORT = 993
-
-SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLAYBOOKS = os.path.normpath(os.path.join(SCENARIO_DIR, "..", "..", "playbooks"))
 PI = "e2e-pi1"
 
-# The renewal agent (roles/vault_cert) and what it keeps.
-AGENT_UNIT = "mailmesh-cert-renew"
+# What the renewal agent (roles/vault_cert) keeps.
 AGENT_CONFIG_DIR = "/etc/mailmesh/cert-renew.d"
 TEXTFILE = "/var/lib/prometheus/node-exporter/mailmesh_cert_renew.prom"
 APPROLE_FILE = "/etc/mailmesh/vault/approle.json"
 # group_vars/all/renewal.yml: a run every 30 s after the last, plus up to 10 s.
 TIMER_PERIOD = 40
-# The Vault tier's init file (unseal keys, root token) for this scenario (host_vars/e2e-vault1.yml).
-INIT_FILE = pathlib.Path(SCENARIO_DIR).parents[1] / ".build" / "molecule" / "e2e" / ("%s-init.json" % VAULT)
 # What an OpenBao or Vault token looks like (service and batch tokens, old and new).
 TOKEN = re.compile(r"\b(hvs|hvb|s|b)\.[A-Za-z0-9_-]{20,}")
 # The soak: this long in all, IMAP from both edge devices throughout, a new session every
@@ -125,17 +107,6 @@ for m in held:
         pass
 print("BYE", flush=True)
 """
-
-
-@pytest.fixture(scope="module")
-def hosts():
-    return {name: _host(name) for name in ALL_HOSTS}
-
-
-@pytest.fixture(scope="module")
-def ca_file(hosts, tmp_path_factory):
-    """The Vault CA every host trusts, copied out for this process's TLS clients."""
-    return mesh_checks.vault_ca_file(hosts[GATEWAYS[0]], tmp_path_factory, VAULT_CA)
 
 
 def _maildir(user):

@@ -24,7 +24,6 @@ import hashlib
 import imaplib
 import json
 import os
-import pathlib
 import re
 import socket
 import ssl
@@ -34,19 +33,14 @@ import time
 
 import mesh_checks
 import pytest
-from mesh_checks import host as _host
 from mesh_checks import ip as _ip
 from mesh_checks import journal as _journal
+from e2e_shape import (AGENT_UNIT, ALL_HOSTS, GATEWAYS, IMAPS_PORT, INIT_FILE, USERS, VAULT, VAULT_CA, VAULT_UNIT,
+                       VMAIL)
 
-VAULT = "e2e-vault1"
-VAULT_UNIT = "openbao"
-STORES = ("e2e-store1", "e2e-store2")
-GATEWAYS = ("e2e-gw1", "e2e-gw2")
-EDGES = ("e2e-edge1", "e2e-pi1")
 # The amd64 edge device: the clock test and the app sessions run there (the emulated Pi
 # is 5-20 times slower and shows nothing more about these faults).
 EDGE = "e2e-edge1"
-ALL_HOSTS = (VAULT,) + STORES + GATEWAYS + EDGES
 UNITS = {
     VAULT: (VAULT_UNIT,),
     "e2e-store1": ("dovecot", "envoy"),
@@ -56,19 +50,10 @@ UNITS = {
     "e2e-edge1": ("envoy",),
     "e2e-pi1": ("envoy",),
 }
-USERS = {"alice@example.test": "alice-secret", "bob@example.test": "bob-secret"}
-HOME_STORE = {"alice@example.test": "e2e-store1", "bob@example.test": "e2e-store2"}
 # The store that fails in these tests, its user, and the user of the other store.
 BROKEN_STORE = "e2e-store1"
 ITS_USER = "alice@example.test"
 OTHER_USER = "bob@example.test"
-VMAIL = "/var/vmail"
-VAULT_CA = "/etc/mailmesh/vault/ca.pem"
-IMAPS_PORT = 993
-AGENT_UNIT = "mailmesh-cert-renew"
-
-SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-INIT_FILE = pathlib.Path(SCENARIO_DIR).parents[1] / ".build" / "molecule" / "e2e" / ("%s-init.json" % VAULT)
 
 # The bound the docs state for a refusal (docs/operations.md): a user of a store that is
 # down, or cut off, gets a NO or a BYE with a message within this many seconds of
@@ -133,17 +118,6 @@ except OSError as exc:
 print(json.dumps({"outcome": outcome, "lines": lines,
                   "seconds": round(time.monotonic() - (sent or started), 2)}))
 """
-
-
-@pytest.fixture(scope="module")
-def hosts():
-    return {name: _host(name) for name in ALL_HOSTS}
-
-
-@pytest.fixture(scope="module")
-def ca_file(hosts, tmp_path_factory):
-    """The Vault CA every host trusts, copied out for this process's TLS clients."""
-    return mesh_checks.vault_ca_file(hosts[GATEWAYS[0]], tmp_path_factory, VAULT_CA)
 
 
 def _probe_direct(gateway, user, ca_file, limit=30):
