@@ -122,6 +122,43 @@ def test_imaps_wrong_password_refused(store, ca_file):
             client.login(USER, "not-the-password")
 
 
+def _dovecot_figures(host):
+    text = mesh_checks.scrape(host, "http://127.0.0.1:9900/metrics")
+    value = mesh_checks.prometheus_value
+    return {
+        "logins": value(text, "dovecot_auth_success_total") or 0,
+        "failed logins": value(text, "dovecot_auth_failure_total") or 0,
+        "sessions": value(text, "dovecot_imap_session_total") or 0,
+        "APPENDs": value(text, "dovecot_imap_command_total", cmd_name="APPEND", tagged_reply_state="OK") or 0,
+    }
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_prometheus_scrapes_dovecots_own_figures(store, ca_file):
+    """Dovecot's OpenMetrics listener (loopback, read as an unprivileged user as a scraper
+    on the host would) counts a login with an APPEND, the session's end and a wrong
+    password, on 2.3 and 2.4 alike (the role writes each version's syntax)."""
+    host = _host(store)
+    before = _dovecot_figures(host)
+    message = email.message.EmailMessage()
+    message["From"], message["To"], message["Subject"] = "bob@example.test", USER, "metrics %d" % time.time_ns()
+    message.set_content("counted\n")
+    with _imaps(store, ca_file) as client:
+        client.login(USER, PASSWORD)
+        assert client.append("INBOX", None, None, message.as_bytes())[0] == "OK"
+        client.logout()
+    with _imaps(store, ca_file) as client:
+        with pytest.raises(imaplib.IMAP4.error):
+            client.login(USER, "not-the-password")
+    for _attempt in range(20):  # a session's end reaches Dovecot's stats a moment later
+        after = _dovecot_figures(host)
+        if all(after[name] > before[name] for name in before):
+            break
+        time.sleep(0.5)
+    for name in before:
+        assert after[name] > before[name], (store, name, before, after)
+
+
 @pytest.mark.parametrize("store", sorted(STORES))
 def test_plain_imap_is_loopback_only(store):
     with socket.socket() as sock:
