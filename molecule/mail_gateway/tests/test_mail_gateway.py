@@ -325,9 +325,10 @@ def _storm(gw1, client_ip, fingerprint):
     as 60 devices on the device port). NGINX sends Auth-SSL-* itself from the handshake."""
     cert = {None: "", "each": "-H 'Auth-SSL-Verify: SUCCESS' -H \"Auth-SSL-Fingerprint: $(printf %040x $i)\" "}.get(
         fingerprint, "-H 'Auth-SSL-Verify: SUCCESS' -H 'Auth-SSL-Fingerprint: %s' " % fingerprint)
+    # One string: testinfra would quote each argument of run() as one word.
     cmd = gw1.run(
         "for i in $(seq 60); do curl -s -o /dev/null -D - -H \"Auth-User: nat$i@example.test\" "
-        "-H 'Auth-Login-Attempt: 1' -H 'Client-IP: %s' %s%s & done; wait", client_ip, cert, AUTH_URL)
+        "-H 'Auth-Login-Attempt: 1' -H 'Client-IP: " + client_ip + "' " + cert + AUTH_URL + " & done; wait")
     statuses = [line.split(":", 1)[1].strip() for line in cmd.stdout.splitlines()
                 if line.lower().startswith("auth-status:")]
     assert len(statuses) == 60, cmd.stdout
