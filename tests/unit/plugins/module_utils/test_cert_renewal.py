@@ -244,7 +244,6 @@ def test_approle_options_and_file_errors(tmp_path):
         renewal.read_approle_file(str(path))
 
 
-
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o660])
 def test_an_approle_file_open_to_others_is_refused(tmp_path, mode):
     """As ssh refuses a private key others can read: the file's secret ID logs in as
