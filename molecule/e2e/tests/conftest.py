@@ -1,8 +1,17 @@
-"""Fixtures of both e2e test modules."""
+"""Fixtures of both e2e test modules, and the scenario's shape (e2e_shape.py, beside
+this file) importable by them: the verifier runs pytest in importlib mode
+(pytest.ini), which puts no test directory on sys.path."""
 
-import mesh_checks
-import pytest
-from e2e_shape import ALL_HOSTS, GATEWAYS, VAULT_CA
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import mesh_checks  # noqa: E402  pylint: disable=wrong-import-position
+import pytest  # noqa: E402  pylint: disable=wrong-import-position
+from e2e_shape import ALL_HOSTS, GATEWAYS, VAULT_CA  # noqa: E402  pylint: disable=wrong-import-position
 
 
 @pytest.fixture(scope="module")
