@@ -84,6 +84,7 @@ def test_agent_re_enrols_a_revoked_certificate_with_a_new_key(bao, tmp_path):
     agent.approle_file.write_text(json.dumps({
         "url": bao.url, "ca_cert": bao.ca_cert, "approle_mount": path, "role_name": "h1",
         "role_id": role_id, "secret_id": secret_id, "mount": pki.mount, "pki_role": pki.role}))
+    agent.approle_file.chmod(0o600)
     agent.register()
     assert agent.run().returncode == 0
     before, key_before = agent.cert(), agent.files["key"].read_bytes()
