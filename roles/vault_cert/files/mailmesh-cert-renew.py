@@ -283,9 +283,11 @@ def keep_crl(name, config, state, out, check):
         margin = 0
     use, why = crls.crl_verdict(facts, now_utc(), margin, expected=len(mounts) or None)
     why = problem or why
+    # The CRL NGINX would load: names its session cache, and tells whether it must reload.
+    digest = _digest(crl_file) if use else ""
     if spec["format"] == "nginx":
         setting = crls.nginx_snippet(crl_file, use, why, session_cache=spec.get("session_cache") or "",
-                                     crl_digest=_digest(crl_file) if use else "")
+                                     crl_digest=digest)
     else:
         ca_copy = spec["ca_copy"]
         try:
@@ -316,10 +318,10 @@ def keep_crl(name, config, state, out, check):
     units = []
     # NGINX reads its CRL when it loads its configuration; Envoy re-reads the SDS file
     # and the CRL when a file is renamed into the watched directory.
-    if spec["format"] == "nginx" and (setting_changed or (use and entry.get("loaded") != _digest(crl_file))):
+    if spec["format"] == "nginx" and (setting_changed or (use and entry.get("loaded") != digest)):
         units = list(config.get("reload_units") or [])
     if not check and spec["format"] == "nginx":
-        entry["loaded"] = _digest(crl_file) if use else ""
+        entry["loaded"] = digest
     return units, failed
 
 
