@@ -55,10 +55,20 @@ ADMIN_CLUSTER = "envoy_admin"
 # The admin socket: only its owner (Envoy's user) and root may connect.
 ADMIN_SOCKET_MODE = 0o600
 
+# TLS sessions an upstream context keeps for resumption (Envoy's default is 1). TLS 1.3
+# tickets are single-use and each context's queue is shared by every connection through
+# it: NGINX and Envoy send two tickets per full handshake, so with one slot concurrent
+# connections find the queue empty and handshake in full. A few dozen sessions cost a
+# few KiB and let a burst of reconnections resume. The edge's gateways cluster has one
+# context per gateway (_tls_per_endpoint), as the egress has one cluster per store.
+UPSTREAM_SESSION_KEYS = 32
+
 CERT_SECRET = "mailmesh_cert"
 CA_SECRET = "mailmesh_ca"
 
 # Envoy resource names end up in stat names: keep them to safe characters.
+# The endpoint metadata key that picks an endpoint's own TLS context.
+_PEER_KEY = "mailmesh_peer"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 _DURATION = re.compile(r"^[0-9]+(\.[0-9]+)?s$")
 # What a message inside an IMAP response line may hold: printable ASCII, no CR or LF.
@@ -270,10 +280,25 @@ def _upstream_tls(tls, peer_names, sni=None):
     config = {
         "@type": _TLS + "UpstreamTlsContext",
         "common_tls_context": _common_tls_context(tls, peer_names),
+        "max_session_keys": UPSTREAM_SESSION_KEYS,
     }
     if sni:
         config["sni"] = str(sni)
     return {"name": "envoy.transport_sockets.tls", "typed_config": config}
+
+
+def _tls_per_endpoint(cluster, tls):
+    """One TLS context per endpoint of ``cluster`` (transport socket matches on the
+    endpoints' metadata). Each context keeps its own sessions, so a session is offered
+    only to the peer that issued it (two gateways do not share ticket keys), and trusts
+    only that peer's name. The cluster's own context stays the default."""
+    matches = []
+    for lb_endpoint in cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]:
+        name = lb_endpoint["endpoint"]["hostname"]
+        lb_endpoint["metadata"] = {"filter_metadata": {"envoy.transport_socket_match": {_PEER_KEY: name}}}
+        matches.append({"name": "peer_" + _safe(name), "match": {_PEER_KEY: name},
+                        "transport_socket": _upstream_tls(tls, [name])})
+    cluster["transport_socket_matches"] = matches
 
 
 def _connection_limit(name, limits):
@@ -537,6 +562,7 @@ def build_bootstrap(spec):
         names = [peer[0] for peer in gateways]
         cluster = _cluster("gateways", list(gateways), limits, timeouts,
                            _upstream_tls(tls, names))
+        _tls_per_endpoint(cluster, tls)
         health = edge.get("health_check") or {}
         cluster["health_checks"] = [{
             "timeout": _duration(health.get("timeout", "1s"), "envoy_edge_health_check_timeout"),

@@ -11,6 +11,7 @@ from ansible_collections.mailmesh.imap.plugins.plugin_utils._envoy_bootstrap imp
     CERT_SECRET,
     PROFILES,
     UNAVAILABLE,
+    UPSTREAM_SESSION_KEYS,
     SpecError,
     build_bootstrap,
     build_sds_secret,
@@ -197,6 +198,23 @@ def test_edge():
     tls = cluster["transport_socket"]["typed_config"]
     assert tls["@type"] == TLS + "UpstreamTlsContext"
     assert "sni" not in tls
+    assert tls["max_session_keys"] == UPSTREAM_SESSION_KEYS > 1
+    # Each gateway its own context (its own sessions), trusting its own name only.
+    metadata = [(lb["endpoint"]["hostname"], lb["metadata"]["filter_metadata"]["envoy.transport_socket_match"])
+                for lb in cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]]
+    assert metadata == [("gw1.example.org", {"mailmesh_peer": "gw1.example.org"}),
+                        ("gw2.example.org", {"mailmesh_peer": "gw2.example.org"})]
+    matches = cluster["transport_socket_matches"]
+    assert [(m["name"], m["match"]) for m in matches] == [
+        ("peer_gw1_example_org", {"mailmesh_peer": "gw1.example.org"}),
+        ("peer_gw2_example_org", {"mailmesh_peer": "gw2.example.org"})]
+    for match, name in zip(matches, ["gw1.example.org", "gw2.example.org"]):
+        own = match["transport_socket"]["typed_config"]
+        assert own["@type"] == TLS + "UpstreamTlsContext" and "sni" not in own
+        assert own["max_session_keys"] == UPSTREAM_SESSION_KEYS
+        _assert_tls13(own["common_tls_context"])
+        assert _sans(own["common_tls_context"]) == [{"san_type": "DNS", "matcher": {"exact": name}}]
+        _assert_sds_sources(own["common_tls_context"], spec)
     common = tls["common_tls_context"]
     _assert_tls13(common)
     assert _sans(common) == [
@@ -261,6 +279,7 @@ def test_mesh_egress():
         tls = cluster["transport_socket"]["typed_config"]
         assert tls["@type"] == TLS + "UpstreamTlsContext"
         assert tls["sni"] == store
+        assert tls["max_session_keys"] == UPSTREAM_SESSION_KEYS
         common = tls["common_tls_context"]
         # Each store's cluster trusts that store's name only, not its neighbours'.
         assert _sans(common) == [{"san_type": "DNS", "matcher": {"exact": store}}]
