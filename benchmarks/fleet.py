@@ -33,6 +33,17 @@ For each size N, in increasing order (the fleet grows; nothing is torn down betw
 4. memory: each device container's memory (its cgroup's ``memory.current``) and the
    host's MemAvailable drop per device.
 
+After the largest size, the reconnection storm (``--storm-hold``, 0 to skip): every
+device holds one IMAP session through its edge Envoy (``benchmarks/imapload.py``'s hold
+mix, one fleet user per device, a NOOP a second, a broken session logged in again every
+0.5 s), then fx-gw1 is stopped (``docker stop``, as a gateway host shuts down). Each
+device reports when its session broke, when it was back and the failed attempts on the
+way; the storm gives the time from the stop until every device's session works again and
+the failed logins. It runs twice: devices with their own addresses, then all behind one
+client address (SNAT on both gateways' device port, ``nsenter`` + ``iptables`` from the
+host, removed after), as devices behind one NAT reach the gateways. fx-gw1 is started
+again after each.
+
 Then the marginal cost per added device between successive sizes (least squares over
 all sizes as well), printed as Markdown and written to ``.build/benchmarks/fleet-<UTC>.json``.
 The host's inotify limits are raised first (as ``make docker`` does, scaled to the
@@ -48,6 +59,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import secrets
 import shlex
 import subprocess
 import sys
@@ -129,23 +141,78 @@ def inventory_yaml(devices: int, connection: str, ssh_key: pathlib.Path) -> str:
                                "children": hosts}}, indent=1) + "\n"
 
 
-def fleet_vars(ssh_key: pathlib.Path) -> dict:
-    """What the fleet sets over the lab's group_vars (group_vars/all/zz-fleet.yml)."""
+def fleet_user(index: int) -> str:
+    return f"fleet{index:03d}@example.test"
+
+
+def fleet_credentials() -> dict:
+    """The fleet users' password and its SHA512-CRYPT hash, made once (.build/fleet/users.json,
+    0600): one password for every fleet user, never in the repository."""
+    path = FLEET / "users.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    password = secrets.token_urlsafe(18)
+    proc = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=password + "\n", text=True,
+                          capture_output=True, timeout=30, check=True)
+    credentials = {"password": password, "hash": "{SHA512-CRYPT}" + proc.stdout.strip()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(credentials) + "\n")
+    return credentials
+
+
+def fleet_vars(ssh_key: pathlib.Path, users: int) -> dict[str, dict]:
+    """What the fleet sets over the lab's group_vars, per group (group_vars/<group>/zz-fleet.yml):
+    its state, network and label; and the lab's users plus ``users`` fleet users (one per
+    device in the storm), spread over the fleet's stores."""
     stores = CORE["mailstores"]
+    credentials = fleet_credentials()
+    names = [fleet_user(i) for i in range(1, users + 1)]
     return {
-        "lab_state_dir": str(FLEET / "state"),
-        "lab_network": NETWORK,
-        "lab_label": LABEL,
-        "lab_volumes": [f"{ssh_key.with_suffix('.pub')}:/root/.ssh/authorized_keys:ro"],
-        # The lab's users, routed to the fleet's stores.
-        "lab_users": [
-            {"name": "alice@example.test", "password": "alice-secret", "store": stores[0]},
-            {"name": "bob@example.test", "password": "bob-secret", "store": stores[1]},
-        ],
+        "all": {
+            "lab_state_dir": str(FLEET / "state"),
+            "lab_network": NETWORK,
+            "lab_label": LABEL,
+            "lab_volumes": [f"{ssh_key.with_suffix('.pub')}:/root/.ssh/authorized_keys:ro"],
+            # The lab's users and the fleet's, routed to the fleet's stores.
+            "lab_users": [
+                {"name": "alice@example.test", "password": "alice-secret", "store": stores[0]},
+                {"name": "bob@example.test", "password": "bob-secret", "store": stores[1]},
+            ] + [{"name": name, "password": credentials["password"], "store": stores[n % len(stores)]}
+                 for n, name in enumerate(names)],
+        },
+        # Both stores know every user (as the lab's own mailstores.yml, whose list this replaces).
+        # The gateways' PROXY headers are trusted from Docker's private ranges (as the e2e
+        # scenario's stores): the storm restarts fx-gw1, and Docker may give it another address.
+        "mailstores": {
+            "dovecot_haproxy_trusted_networks": ["172.16.0.0/12", "192.168.0.0/16", "10.0.0.0/8"],
+            "dovecot_users": [
+                {"name": "alice@example.test", "password_hash": LAB_HASHES["alice"]},
+                {"name": "bob@example.test", "password_hash": LAB_HASHES["bob"]},
+            ] + [{"name": name, "password_hash": credentials["hash"]} for name in names],
+        },
     }
 
 
-def write_inventory(devices: int, connection: str, ssh_key: pathlib.Path, addresses: dict[str, str]) -> pathlib.Path:
+def lab_hashes() -> dict[str, str]:
+    """alice's and bob's hashes from the lab's mailstores.yml (the fleet's list replaces it)."""
+    hashes = {}
+    for line in (LAB_GROUP_VARS / "mailstores.yml").read_text().splitlines():
+        line = line.strip()
+        if line.startswith("- name:"):
+            user = line.split(":", 1)[1].strip().split("@")[0]
+        elif line.startswith("password_hash:"):
+            hashes[user] = line.split(":", 1)[1].strip().strip('"')
+    if {"alice", "bob"} - set(hashes):
+        raise RuntimeError(f"{LAB_GROUP_VARS / 'mailstores.yml'}: alice's and bob's password_hash not found")
+    return hashes
+
+
+LAB_HASHES = lab_hashes()
+
+
+def write_inventory(devices: int, connection: str, ssh_key: pathlib.Path, addresses: dict[str, str],
+                    users: int = 0) -> pathlib.Path:
     """.build/fleet/inventory-<connection>/: hosts.yml, the lab's group_vars (links) and
     the fleet's own values after them; host_vars with each container's address for SSH."""
     root = FLEET / f"inventory-{connection}"
@@ -155,7 +222,10 @@ def write_inventory(devices: int, connection: str, ssh_key: pathlib.Path, addres
         link = directory / "00-lab.yml"
         if not link.is_symlink():
             link.symlink_to(LAB_GROUP_VARS / f"{group}.yml")
-    (root / "group_vars" / "all" / "zz-fleet.yml").write_text(json.dumps(fleet_vars(ssh_key), indent=1) + "\n")
+    for group, values in fleet_vars(ssh_key, users).items():
+        path = root / "group_vars" / group / "zz-fleet.yml"
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(values, indent=1) + "\n")
     (root / "hosts.yml").write_text(inventory_yaml(devices, connection, ssh_key))
     host_vars = root / "host_vars"
     host_vars.mkdir(exist_ok=True)
@@ -316,7 +386,7 @@ def env_for(strategy: str) -> dict:
 
 def grow(devices: int, key: pathlib.Path, args: argparse.Namespace) -> dict:
     """Start the containers up to ``devices`` devices; the host's memory before and after."""
-    inventory = write_inventory(devices, "docker", key, {})
+    inventory = write_inventory(devices, "docker", key, {}, args.users)
     raise_inotify(devices + sum(len(v) for v in CORE.values()))
     before = mem_available_kib()
     env = dict(bench.ansible_env(), ANSIBLE_FORKS=str(args.forks))
@@ -333,7 +403,7 @@ def measure_size(devices: int, key: pathlib.Path, args: argparse.Namespace, resu
     result.update(devices=devices, load_before=bench.loadavg())
     result.update(grow(devices, key, args))
     ips = addresses()
-    inventories = {conn: write_inventory(devices, conn, key, ips if conn == "ssh" else {})
+    inventories = {conn: write_inventory(devices, conn, key, ips if conn == "ssh" else {}, args.users)
                    for conn in args.connections}
     first_conn, first_strategy = args.connections[0], args.strategies[0]
     log(f"N={devices}: first converge ({first_strategy}, {first_conn})")
@@ -367,6 +437,148 @@ def measure_size(devices: int, key: pathlib.Path, args: argparse.Namespace, resu
         "mem_available_kib": mem_available_kib(),
     }
     result["load_after"] = bench.loadavg()
+    return result
+
+
+STORM_GATEWAY = "fx-gw1"
+DEVICE_PORT = 9993  # envoy_edge_gateway_port, the gateways' device port
+NAT_ADDRESS = "192.0.2.1"  # TEST-NET-1: the one client address the gateways see in the NAT storm
+REMOTE_USERS = "/tmp/fleet-storm-user"
+
+
+def storm_setup(devices: int) -> None:
+    """imapload and one fleet user's credentials (0600) in each device."""
+    password = fleet_credentials()["password"]
+    for index in range(1, devices + 1):
+        name = device_name(index)
+        bench.sh(["docker", "cp", str(bench.IMAPLOAD), f"{name}:{bench.REMOTE_IMAPLOAD}"], 60, check=True)
+        subprocess.run(["docker", "exec", "-i", name, "sh", "-c", f"umask 077 && cat > {REMOTE_USERS}"],
+                       input=f"{fleet_user(index)} {password}\n", text=True, capture_output=True, timeout=60,
+                       check=True)
+
+
+def container_pid(name: str) -> int:
+    return int(bench.sh(["docker", "inspect", "--format", "{{.State.Pid}}", name], 60, check=True).stdout.strip())
+
+
+def gateway_nat(enable: bool) -> list[str]:
+    """SNAT every device's connection to the gateways' device port to NAT_ADDRESS (the nat
+    table's INPUT chain in each gateway's network namespace, so the gateway's NGINX sees
+    one client address); ``enable=False`` removes the rule. Returns the gateways changed."""
+    changed = []
+    for gateway in CORE["gateways"]:
+        rule = ["-p", "tcp", "--dport", str(DEVICE_PORT), "-j", "SNAT", "--to-source", NAT_ADDRESS]
+        base = ["nsenter", "-t", str(container_pid(gateway)), "-n", "iptables", "-t", "nat"]
+        present = bench.sh(base + ["-C", "INPUT"] + rule, 30).returncode == 0
+        if enable and not present:
+            bench.sh(base + ["-A", "INPUT"] + rule, 30, check=True)
+        elif not enable and present:
+            bench.sh(base + ["-D", "INPUT"] + rule, 30, check=True)
+        else:
+            continue
+        changed.append(gateway)
+    return changed
+
+
+def device_port_connections() -> dict[str, int]:
+    """Established connections on each gateway's device port (the devices' sessions and,
+    for a moment each, their health checks)."""
+    counts = {}
+    for gateway in CORE["gateways"]:
+        out = bench.sh(["nsenter", "-t", str(container_pid(gateway)), "-n", "ss", "-Htn", "state", "established",
+                        f"( sport = :{DEVICE_PORT} )"], 30).stdout
+        counts[gateway] = len([line for line in out.splitlines() if line.strip()])
+    return counts
+
+
+def wait_running(name: str, timeout: float) -> str:
+    """Start ``name`` if it is stopped and wait for its systemd to finish booting."""
+    bench.sh(["docker", "start", name], 120, check=True)
+    state = bench.sh(["docker", "exec", name, "timeout", str(int(timeout)), "systemctl", "is-system-running",
+                      "--wait"], timeout + 30).stdout.strip()
+    return state
+
+
+def storm_outcome(reports: dict[str, dict], stopped_at: float) -> dict:
+    """What the devices' hold reports say about the storm after the stop at ``stopped_at``."""
+    broken, back, failed, kinds, never, before = [], [], 0, {}, [], []
+    for name, report in sorted(reports.items()):
+        for outage in report.get("outages") or []:
+            if outage["lost"] < stopped_at - 1:
+                before.append(name)
+                continue
+            broken.append(name)
+            failed += outage["failed"]
+            for kind, count in outage["kinds"].items():
+                kinds[kind] = kinds.get(kind, 0) + count
+            if outage["back"] is None:
+                never.append(name)
+            else:
+                back.append(round(outage["back"] - stopped_at, 2))
+    back.sort()
+    missing = sorted(name for name, report in reports.items() if not report.get("sessions"))
+    return {
+        "devices": len(reports),
+        "sessions_broken": len(broken),
+        "back": len(back),
+        "never_back": never,
+        "no_session": missing,
+        "broken_before_the_stop": before,
+        "failed_attempts": failed,
+        "failed_kinds": kinds,
+        "all_back_s": back[-1] if back and not never and not missing else None,
+        "p50_back_s": back[len(back) // 2] if back else None,
+        "first_back_s": back[0] if back else None,
+    }
+
+
+def storm(devices: int, args: argparse.Namespace, nat: bool) -> dict:
+    """One reconnection storm (see the module's docstring); the gateway runs again after it."""
+    log(f"storm ({'one client address' if nat else 'own addresses'}): {devices} devices hold a session")
+    result = {"nat": nat, "gateway": STORM_GATEWAY, "hold_s": args.storm_hold}
+    if nat:
+        result["nat_rules"] = gateway_nat(True)
+    procs = {}
+    try:
+        for index in range(1, devices + 1):
+            name = device_name(index)
+            procs[name] = subprocess.Popen(
+                ["docker", "exec", name, "python3", bench.REMOTE_IMAPLOAD, "--host", "127.0.0.1", "--port", "143",
+                 "--users-file", REMOTE_USERS, "--label", "storm", "--mix", "hold", "--concurrency", "1",
+                 "--duration", str(args.storm_hold), "--noop-interval", "1", "--op-timeout", "10",
+                 "--setup-timeout", "60", "--grace", "15"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(args.storm_settle)
+        result["load_at_stop"] = bench.loadavg()
+        result["connections_before_stop"] = device_port_connections()
+        stopped_at = time.time()
+        stop = bench.timed(["docker", "stop", "-t", "30", STORM_GATEWAY], 120, os.environ.copy())
+        result["stop_s"] = stop["wall_s"]
+        log(f"storm: {STORM_GATEWAY} stopped in {stop['wall_s']} s; the devices hold on for the rest of "
+            f"{args.storm_hold:g} s")
+        reports = {}
+        for name, proc in procs.items():
+            try:
+                out, err = proc.communicate(timeout=args.storm_hold + args.storm_settle + 120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            lines = [line for line in out.splitlines() if line.startswith("{")]
+            reports[name] = json.loads(lines[-1]) if lines else {"error": err.strip()[-300:]}
+        result["outcome"] = storm_outcome(reports, stopped_at)
+        result["reports"] = reports
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+        result["gateway_restart"] = wait_running(STORM_GATEWAY, 300)
+        if nat:
+            gateway_nat(False)
+    outcome = result.get("outcome", {})
+    log(f"storm: {outcome.get('sessions_broken')} sessions broken, {outcome.get('back')} back, all back after "
+        f"{outcome.get('all_back_s')} s (p50 {outcome.get('p50_back_s')} s), {outcome.get('failed_attempts')} "
+        f"failed attempts {outcome.get('failed_kinds')}; device port connections before the stop "
+        f"{result.get('connections_before_stop')}; {STORM_GATEWAY} {result['gateway_restart']}")
     return result
 
 
@@ -432,6 +644,15 @@ def print_report(results: dict) -> None:
               + f" | {(size.get('memory') or {}).get('device_mean_mib')} / "
               f"{(size.get('memory') or {}).get('device_anon_mean_mib')} | {size.get('load_before')}, "
               f"{size.get('load_after')} |")
+    if results.get("storms"):
+        print("\n| reconnection storm (one gateway stopped) | devices | sessions broken | all back after (s) |"
+              " p50 back (s) | failed attempts (kinds) | never back / no session |\n|---|---|---|---|---|---|---|")
+        for run in results["storms"]:
+            out = run.get("outcome") or {}
+            print(f"| {'one client address (NAT)' if run['nat'] else 'own addresses'} | {out.get('devices')} | "
+                  f"{out.get('sessions_broken')} | {out.get('all_back_s')} | {out.get('p50_back_s')} | "
+                  f"{out.get('failed_attempts')} ({out.get('failed_kinds')}) | "
+                  f"{len(out.get('never_back') or [])} / {len(out.get('no_session') or [])} |")
     print("\n| series | per added device (s), between sizes | least squares |\n|---|---|---|")
     for name, data in results["summary"].items():
         steps = ", ".join(f"{s['from']}->{s['to']}: {s['s_per_device']}" for s in data["steps"])
@@ -447,9 +668,10 @@ def merge(files: list[dict]) -> dict:
             if size.get("devices"):
                 sizes[size["devices"]] = size
     ordered = [sizes[n] for n in sorted(sizes)]
+    storms = next((data["storms"] for data in reversed(files) if data.get("storms")), None)
     return {"started": ", ".join(data.get("started", "?") for data in files),
             "load_start": [data.get("load_start") for data in files], "sizes": ordered,
-            "summary": summarise(ordered)}
+            "summary": summarise(ordered), "storms": storms}
 
 
 def report(paths: list[pathlib.Path]) -> int:
@@ -476,6 +698,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", default="docker,ssh", help="docker, ssh or both; the first runs the first converge")
     parser.add_argument("--forks", type=int, default=10, help="Ansible forks (default 10)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per command (default 3600)")
+    parser.add_argument("--storm-hold", type=float, default=90,
+                        help="seconds each device holds its session in the reconnection storm after the largest "
+                             "size (10 to 600; 0: no storm; default 90)")
+    parser.add_argument("--storm-settle", type=float, default=20,
+                        help="seconds between the sessions' start and the gateway's stop (default 20)")
+    parser.add_argument("--storm-only", action="store_true",
+                        help="run only the storm, on the fleet a run left with the largest of --sizes devices")
     parser.add_argument("--down", action="store_true", help="remove the fleet's containers, network and state, and stop")
     parser.add_argument("--report", nargs="+", type=pathlib.Path, metavar="JSON",
                         help="print the tables of earlier results files (sizes of several runs merged), and stop")
@@ -492,6 +721,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--forks: between 1 and 200")
     if not 60 <= args.timeout <= 4 * 3600:
         parser.error("--timeout: between 60 and 14400 seconds")
+    if args.storm_only and not args.storm_hold:
+        parser.error("--storm-only needs --storm-hold above 0")
+    if args.storm_hold and not 10 <= args.storm_hold <= 600:
+        parser.error("--storm-hold: 0, or between 10 and 600 seconds")
+    if not 5 <= args.storm_settle <= min(120, args.storm_hold or 120):
+        parser.error("--storm-settle: between 5 and 120 seconds, and at most --storm-hold")
+    # One fleet user per device of the largest size, fixed for the whole run (the users
+    # are in the stores' and gateways' configuration: a change would show in the re-runs).
+    args.users = args.sizes[-1]
     return args
 
 
@@ -514,12 +752,21 @@ def main(argv: list[str] | None = None) -> int:
         results["summary"] = summarise(results["sizes"])
         out.write_text(json.dumps(results, indent=1, default=str) + "\n")
 
-    for devices in args.sizes:
+    for devices in ([] if args.storm_only else args.sizes):
         results["sizes"].append({})
         measure_size(devices, key, args, results["sizes"][-1], save)
         save()
         if results["sizes"][-1].get("first_converge", {}).get("rc") != 0:
             break
+    else:
+        if args.storm_hold:
+            devices = args.sizes[-1]
+            storm_setup(devices)
+            results["storms"] = []
+            for nat in (False, True):
+                results["storms"].append(storm(devices, args, nat))
+                save()
+                time.sleep(20)  # the devices' health checks see the restarted gateway again
     print_report(results)
     listing = shlex.join(["docker", "ps", "--filter", f"label={LABEL}=true"])
     log(f"results: {out}; remove the fleet with: python3 benchmarks/fleet.py --down ({listing} lists it)")

@@ -16,7 +16,10 @@ Mixes (one operation each, timed from start to end):
 * ``hold``  - log in ``--concurrency`` sessions, keep them open until ``--duration``
   ends, one NOOP per session every ``--noop-interval`` seconds (an operation each):
   for measuring a proxy's memory under N open sessions. ``--hold-state greeting``
-  keeps them at the greeting instead (not logged in).
+  keeps them at the greeting instead (not logged in). A session that breaks is logged
+  in again (every 0.5 s until it works): the JSON line's ``outages`` give, per break,
+  when it was noticed, when the session was back (``time.time()``, so a harness can
+  compare them with an event of its own) and the failed attempts in between, by kind.
 
 ``--rate R`` paces login and fetch operations to R per second in total (an open-loop
 schedule) instead of running them back to back: for CPU cost per operation below a
@@ -475,6 +478,8 @@ class Stats:
     rx: int = 0
     tx: int = 0
     sessions: int = 0
+    # Hold mix: one entry per broken session (see _Run.hold_worker).
+    outages: list[dict] = dataclasses.field(default_factory=list)
     first_start: float | None = None
     last_end: float | None = None
 
@@ -649,6 +654,7 @@ class _Run:
     async def hold_worker(self, index: int) -> None:
         cfg = self.cfg
         first = True
+        outage = None
         while not self.budget.exhausted():
             stage = _Stage()
             client = None
@@ -662,6 +668,15 @@ class _Run:
                     else:
                         client = (await self._session(index, stage, "INBOX"))[0]
                     in_setup = False
+                    if outage is not None:
+                        outage["back"] = round(time.time(), 3)
+                        outage = None
+                except RECOVERABLE as exc:
+                    if outage is not None:
+                        outage["failed"] += 1
+                        kind = _classify(stage, exc)
+                        outage["kinds"][kind] = outage["kinds"].get(kind, 0) + 1
+                    raise
                 finally:
                     if first:
                         first = False
@@ -684,6 +699,10 @@ class _Run:
                 async with asyncio.timeout(cfg.op_timeout):
                     await client.logout()
             except RECOVERABLE as exc:
+                if not in_setup and outage is None and not self.budget.exhausted():
+                    outage = {"session": index, "lost": round(time.time(), 3), "stage": _classify(stage, exc),
+                              "back": None, "failed": 0, "kinds": {}}
+                    self.stats.outages.append(outage)
                 self._session_failed(stage, exc, in_setup)
                 await asyncio.sleep(max(cfg.backoff, 0.5))
             finally:
@@ -736,6 +755,7 @@ class _Run:
             "error_samples": stats.error_samples,
             "fatal": self.fatal,
             "sessions": stats.sessions,
+            "outages": stats.outages if cfg.mix == "hold" else None,
             "cancelled": cancelled,
             "capped_by": self.budget.capped_by(),
             "setup_s": round(self.measure_from - self.started, 3),

@@ -73,7 +73,10 @@ def test_sizes_are_refused_when_malformed_or_unbounded(text, message):
 def test_arguments():
     args = fleet.parse_args(["--sizes", "2,5", "--connections", "ssh", "--strategies", "linear"])
     assert args.sizes == [2, 5] and args.connections == ["ssh"] and args.strategies == ["linear"]
-    for bad in (["--strategies", "fast"], ["--connections", "winrm"], ["--forks", "0"], ["--timeout", "5"]):
+    assert (args.storm_hold, args.users, args.storm_only) == (90, 5, False)
+    for bad in (["--strategies", "fast"], ["--connections", "winrm"], ["--forks", "0"], ["--timeout", "5"],
+                ["--storm-hold", "5"], ["--storm-hold", "900"], ["--storm-hold", "30", "--storm-settle", "40"],
+                ["--storm-only", "--storm-hold", "0"]):
         with pytest.raises(SystemExit):
             fleet.parse_args(bad)
 
@@ -91,9 +94,54 @@ def test_inventories_reach_the_same_hosts_by_docker_or_ssh(tmp_path):
     ssh_vars = ssh["all"]["vars"]
     assert ssh_vars["ansible_connection"] == "ssh" and ssh_vars["ansible_pipelining"] is True
     assert ssh_vars["ansible_ssh_private_key_file"] == str(key)
+
+
+
+def test_fleet_vars_own_names_and_one_user_per_device(tmp_path, monkeypatch):
+    monkeypatch.setattr(fleet, "FLEET", tmp_path)
+    values = fleet.fleet_vars(tmp_path / "id_ed25519", 3)
     # never the lab's names: its own network and label
-    assert fleet.fleet_vars(key)["lab_network"] != "lab-mailmesh"
-    assert fleet.fleet_vars(key)["lab_label"] != "org.mailmesh.lab"
+    assert values["all"]["lab_network"] != "lab-mailmesh"
+    assert values["all"]["lab_label"] != "org.mailmesh.lab"
+    users = values["all"]["lab_users"]
+    assert [u["name"] for u in users] == ["alice@example.test", "bob@example.test", "fleet001@example.test",
+                                          "fleet002@example.test", "fleet003@example.test"]
+    assert [u["store"] for u in users[2:]] == ["fx-store1", "fx-store2", "fx-store1"]
+    stored = values["mailstores"]["dovecot_users"]
+    assert [u["name"] for u in stored] == [u["name"] for u in users]
+    assert stored[0]["password_hash"].startswith("{SHA512-CRYPT}$6$mailmeshalice$")
+    credentials = json.loads((tmp_path / "users.json").read_text())
+    assert (tmp_path / "users.json").stat().st_mode & 0o077 == 0
+    assert stored[2]["password_hash"] == credentials["hash"] and credentials["hash"].startswith("{SHA512-CRYPT}$6$")
+    assert credentials["password"] not in credentials["hash"] and users[2]["password"] == credentials["password"]
+    # made once: a second call keeps the same password
+    assert fleet.fleet_vars(tmp_path / "id_ed25519", 1)["all"]["lab_users"][2]["password"] == credentials["password"]
+
+
+def test_storm_outcome_counts_from_the_gateway_stop():
+    stop = 1000.0
+
+    def report(*outages, sessions=1):
+        return {"sessions": sessions, "outages": [dict(session=0, lost=lost, back=back, failed=failed,
+                                                       kinds=kinds, stage="noop")
+                                                  for lost, back, failed, kinds in outages]}
+    reports = {
+        "fx-edge001": report(),  # its session was on the other gateway
+        "fx-edge002": report((1000.8, 1003.0, 2, {"connect": 2})),
+        "fx-edge003": report((1001.2, 1002.1, 0, {})),
+        "fx-edge004": report((990.0, 991.0, 1, {"login": 1}), (1000.5, 1006.4, 1, {"login": 1})),
+    }
+    out = fleet.storm_outcome(reports, stop)
+    assert (out["devices"], out["sessions_broken"], out["back"]) == (4, 3, 3)
+    assert out["broken_before_the_stop"] == ["fx-edge004"]
+    assert (out["failed_attempts"], out["failed_kinds"]) == (3, {"connect": 2, "login": 1})
+    assert (out["first_back_s"], out["p50_back_s"], out["all_back_s"]) == (2.1, 3.0, 6.4)
+    # a device that never came back, or never had a session, leaves "all back" unset
+    reports["fx-edge005"] = report((1001.0, None, 40, {"connect-timeout": 40}))
+    reports["fx-edge006"] = report(sessions=0)
+    out = fleet.storm_outcome(reports, stop)
+    assert out["never_back"] == ["fx-edge005"] and out["no_session"] == ["fx-edge006"]
+    assert out["all_back_s"] is None
 
 
 def test_run_order_puts_the_opposite_corner_second():
@@ -105,8 +153,10 @@ def test_run_order_puts_the_opposite_corner_second():
 def test_merge_joins_runs_by_size():
     one = {"started": "a", "sizes": [_size(2, 300.0, [("linear", "docker", 2.0, 20.0, 5.0)])]}
     two = {"started": "b", "sizes": [_size(12, 80.0, [("linear", "docker", 3.0, 30.0, 6.0)]), {}]}
+    two["storms"] = [{"nat": False, "outcome": {}}]
     merged = fleet.merge([one, two])
     assert [size["devices"] for size in merged["sizes"]] == [2, 12]
+    assert merged["storms"] == two["storms"]
     assert merged["summary"]["idempotent site.yml, linear/docker (s)"]["slope_s_per_device"] == 1.0
 
 

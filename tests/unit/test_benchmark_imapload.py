@@ -46,7 +46,9 @@ class FakeImapServer:
         self.literals = {"sync": 0, "nonsync": 0}
         self.connections = 0
         self.logins = 0
+        self.refuse_logins = 0  # answer this many next LOGINs with NO, whatever the password
         self.port = 0
+        self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -82,8 +84,16 @@ class FakeImapServer:
             task.cancel()
         await asyncio.gather(*handlers, return_exceptions=True)
 
+    def drop_all(self) -> None:
+        """Close every open connection, as a gateway that goes away does."""
+        async def close():
+            for writer in list(self._writers):
+                writer.close()
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self._writers.add(writer)
         state = {"user": None, "selected": None}
         try:
             writer.write(b"* OK [CAPABILITY " + self.caps + b"] fake ready\r\n")
@@ -111,6 +121,7 @@ class FakeImapServer:
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, asyncio.CancelledError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
 
     async def _command(self, writer, tag, command, args, literal, state) -> bool:  # noqa: C901
@@ -126,7 +137,10 @@ class FakeImapServer:
             reply(b"OK done")
         elif command == b"LOGIN":
             self.logins += 1
-            if quoted() == [USER, PASSWORD]:
+            if self.refuse_logins:
+                self.refuse_logins -= 1
+                reply(b"NO [UNAVAILABLE] try again")
+            elif quoted() == [USER, PASSWORD]:
                 state["user"] = USER
                 reply(b"OK [CAPABILITY " + self.caps + b"] logged in")
             else:
@@ -258,6 +272,30 @@ def test_hold_mix_keeps_sessions_open(server, state):
     report = asyncio.run(imapload.run_load(_config(server, "hold", concurrency=5, hold_state=state)))
     assert report["sessions"] == 5 and report["errors"] == 0 and report["ops"] >= 5, report
     assert server.connections == 5 and server.logins == (5 if state == "authenticated" else 0)
+
+
+def test_hold_mix_logs_broken_sessions_in_again_and_records_the_outage(server):
+    cfg = _config(server, "hold", concurrency=2, duration=2.5)
+
+    def break_sessions():
+        time.sleep(0.4)
+        server.refuse_logins = 3
+        started = time.time()
+        server.drop_all()
+        return started
+
+    result = {}
+    breaker = threading.Thread(target=lambda: result.update(dropped=break_sessions()))
+    breaker.start()
+    report = asyncio.run(imapload.run_load(cfg))
+    breaker.join()
+    outages = report["outages"]
+    assert sorted(o["session"] for o in outages) == [0, 1], report
+    assert sum(o["failed"] for o in outages) == 3 and report["errors"] == 2 + 3, report
+    for outage in outages:
+        assert result["dropped"] <= outage["lost"] <= outage["back"] < result["dropped"] + 2.0, outage
+        assert set(outage["kinds"]) <= {"login"} and outage["stage"] == "noop", outage
+    assert report["sessions"] == 4 and server.logins == 2 + 3 + 2
 
 
 def test_rate_paces_operations(server):
