@@ -168,6 +168,7 @@ def fleet_vars(ssh_key: pathlib.Path, users: int) -> dict[str, dict]:
     device in the storm), spread over the fleet's stores."""
     stores = CORE["mailstores"]
     credentials = fleet_credentials()
+    lab_hashes = lab_password_hashes()
     names = [fleet_user(i) for i in range(1, users + 1)]
     return {
         "all": {
@@ -188,14 +189,14 @@ def fleet_vars(ssh_key: pathlib.Path, users: int) -> dict[str, dict]:
         "mailstores": {
             "dovecot_haproxy_trusted_networks": ["172.16.0.0/12", "192.168.0.0/16", "10.0.0.0/8"],
             "dovecot_users": [
-                {"name": "alice@example.test", "password_hash": LAB_HASHES["alice"]},
-                {"name": "bob@example.test", "password_hash": LAB_HASHES["bob"]},
+                {"name": "alice@example.test", "password_hash": lab_hashes["alice"]},
+                {"name": "bob@example.test", "password_hash": lab_hashes["bob"]},
             ] + [{"name": name, "password_hash": credentials["hash"]} for name in names],
         },
     }
 
 
-def lab_hashes() -> dict[str, str]:
+def lab_password_hashes() -> dict[str, str]:
     """alice's and bob's hashes from the lab's mailstores.yml (the fleet's list replaces it)."""
     hashes = {}
     for line in (LAB_GROUP_VARS / "mailstores.yml").read_text().splitlines():
@@ -207,9 +208,6 @@ def lab_hashes() -> dict[str, str]:
     if {"alice", "bob"} - set(hashes):
         raise RuntimeError(f"{LAB_GROUP_VARS / 'mailstores.yml'}: alice's and bob's password_hash not found")
     return hashes
-
-
-LAB_HASHES = lab_hashes()
 
 
 def write_inventory(devices: int, connection: str, ssh_key: pathlib.Path, addresses: dict[str, str],
@@ -444,18 +442,13 @@ def measure_size(devices: int, key: pathlib.Path, args: argparse.Namespace, resu
 STORM_GATEWAY = "fx-gw1"
 DEVICE_PORT = 9993  # envoy_edge_gateway_port, the gateways' device port
 NAT_ADDRESS = "192.0.2.1"  # TEST-NET-1: the one client address the gateways see in the NAT storm
-REMOTE_USERS = "/tmp/fleet-storm-user"
 
 
 def storm_setup(devices: int) -> None:
     """imapload and one fleet user's credentials (0600) in each device."""
     password = fleet_credentials()["password"]
     for index in range(1, devices + 1):
-        name = device_name(index)
-        bench.sh(["docker", "cp", str(bench.IMAPLOAD), f"{name}:{bench.REMOTE_IMAPLOAD}"], 60, check=True)
-        subprocess.run(["docker", "exec", "-i", name, "sh", "-c", f"umask 077 && cat > {REMOTE_USERS}"],
-                       input=f"{fleet_user(index)} {password}\n", text=True, capture_output=True, timeout=60,
-                       check=True)
+        bench.install_imapload(device_name(index), [(fleet_user(index), password)])
 
 
 def container_pid(name: str) -> int:
@@ -545,7 +538,7 @@ def storm(devices: int, args: argparse.Namespace, nat: bool) -> dict:
             name = device_name(index)
             procs[name] = subprocess.Popen(
                 ["docker", "exec", name, "python3", bench.REMOTE_IMAPLOAD, "--host", "127.0.0.1", "--port", "143",
-                 "--users-file", REMOTE_USERS, "--label", "storm", "--mix", "hold", "--concurrency", "1",
+                 "--users-file", bench.REMOTE_USERS, "--label", "storm", "--mix", "hold", "--concurrency", "1",
                  "--duration", str(args.storm_hold), "--noop-interval", "1", "--op-timeout", "10",
                  "--setup-timeout", "60", "--grace", "15"],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

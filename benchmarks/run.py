@@ -468,6 +468,14 @@ def smaps_breakdown(pid: int) -> dict:
     return kinds
 
 
+def install_imapload(container: str, users: list[tuple[str, str]]) -> None:
+    """imapload at REMOTE_IMAPLOAD in ``container``, and its users file (0600) at REMOTE_USERS."""
+    sh(["docker", "cp", str(IMAPLOAD), f"{container}:{REMOTE_IMAPLOAD}"], 60, check=True)
+    text = "".join(f"{user} {password}\n" for user, password in users)
+    subprocess.run(["docker", "exec", "-i", container, "sh", "-c", f"umask 077 && cat > {REMOTE_USERS}"],
+                   input=text, text=True, capture_output=True, timeout=60, check=True)
+
+
 def hold_argv(container: str, sessions: int, state: str, args: argparse.Namespace) -> list[str]:
     return ["docker", "exec", container, "python3", REMOTE_IMAPLOAD,
             "--host", "127.0.0.1", "--port", "143", "--users-file", REMOTE_USERS, "--label", f"hold-{state}",
@@ -506,10 +514,7 @@ def memory_probe(container: str, lab: dict[str, dict], args: argparse.Namespace)
         time.sleep(1)
     result["idle"] = idle[-1]
 
-    sh(["docker", "cp", str(IMAPLOAD), f"{container}:{REMOTE_IMAPLOAD}"], 60, check=True)
-    users = "".join(f"{user} {password}\n" for user, password in LAB_USERS)
-    subprocess.run(["docker", "exec", "-i", container, "sh", "-c", f"umask 077 && cat > {REMOTE_USERS}"],
-                   input=users, text=True, capture_output=True, timeout=60, check=True)
+    install_imapload(container, LAB_USERS)
     authenticated = min(args.sessions, args.max_per_user * len(LAB_USERS))
     greeting = args.sessions - authenticated
     log(f"{container}: holding {authenticated} logged-in + {greeting} greeting-state sessions for {args.hold:g} s")

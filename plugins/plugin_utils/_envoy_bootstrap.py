@@ -66,9 +66,9 @@ UPSTREAM_SESSION_KEYS = 32
 CERT_SECRET = "mailmesh_cert"
 CA_SECRET = "mailmesh_ca"
 
-# Envoy resource names end up in stat names: keep them to safe characters.
 # The endpoint metadata key that picks an endpoint's own TLS context.
 _PEER_KEY = "mailmesh_peer"
+# Envoy resource names end up in stat names: keep them to safe characters.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 _DURATION = re.compile(r"^[0-9]+(\.[0-9]+)?s$")
 # What a message inside an IMAP response line may hold: printable ASCII, no CR or LF.
