@@ -8,7 +8,7 @@ VAULT = "e2e-vault1"
 VAULT_UNIT = "openbao"  # roles/vault_server/vars/main.yml, flavor openbao
 STORES = ("e2e-store1", "e2e-store2")
 GATEWAYS = ("e2e-gw1", "e2e-gw2")
-EDGES = ("e2e-edge1", "e2e-pi1")
+EDGES = ("e2e-edge1", "e2e-edge2")
 ENVOY_HOSTS = STORES + GATEWAYS + EDGES
 ALL_HOSTS = (VAULT,) + ENVOY_HOSTS
 # The lab's users (inventories/lab/group_vars/all.yml) and their stores (host_vars/).
