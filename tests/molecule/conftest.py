@@ -1,22 +1,25 @@
-"""The long e2e scenario runs beside the others.
+"""Background scenarios run beside the others, one after another.
 
-Most of e2e's time is waiting (the renewal soak, health checks, the emulated Pi), so
-``make test`` starts ``molecule test -s e2e`` in the background as soon as pytest has
-collected a test that waits for it, and the other tests (unit, integration, the other
-scenarios one after another) run meanwhile. Its output goes to
-``.build/molecule-logs/<scenario>.log``; the waiting test, moved to the end of the run,
-prints the summary, and the log's tail when the scenario failed.
-``MOLECULE_BACKGROUND=0`` runs it in turn with the others instead.
+Most of e2e's time is waiting (the renewal soak, health checks, a device offline until
+its certificate expired), so ``make test`` starts the background scenarios as soon as
+pytest has collected a test that waits for them: one lane, in the order
+test_scenarios.BACKGROUND_SCENARIOS names them (e2e first), each ``molecule test -s
+<scenario>`` after the one before has ended. Meanwhile the other tests (unit,
+integration, the other scenarios one after another) run in the foreground. Each
+scenario's output goes to ``.build/molecule-logs/<scenario>.log``; its waiting test,
+moved to the end of the run, prints the summary, and the log's tail when the scenario
+failed. ``MOLECULE_BACKGROUND=0`` runs them in turn with the others instead.
 
-The scenarios use their own container names and networks (``e2e-*``, ``e2e-mailmesh``),
-so they do not meet; the Docker harness raises the host's inotify instance limit, which
-twelve systemd containers at once would otherwise exhaust.
+The scenarios use their own container names and networks (``e2e-*``, ``e2e-mailmesh``,
+``vc-*``...), so they do not meet; the Docker harness raises the host's inotify
+instance limit, which a dozen systemd containers at once would otherwise exhaust.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 
 import pytest
@@ -34,8 +37,25 @@ LOG_DIR = os.path.join(REPO_ROOT, ".build", "molecule-logs")
 # scenario as its parameter; which scenarios those are is decided there.
 WAITER = "test_molecule_scenario_in_background"
 
-# scenario -> (Popen, log path, start time); filled when the collection is done.
-RUNNING: dict[str, tuple[subprocess.Popen, str, float]] = {}
+
+class BackgroundRun:
+    """One background scenario: its log, and once the lane reached it, its process, start
+    time and (when it ended) exit code; `done` is set when it ended or was given up."""
+
+    def __init__(self, scenario: str) -> None:
+        self.scenario = scenario
+        self.log_path = os.path.join(LOG_DIR, scenario + ".log")
+        self.proc: subprocess.Popen | None = None
+        self.started: float | None = None
+        self.ended: float | None = None
+        self.rc: int | None = None
+        self.done = threading.Event()
+
+
+# scenario -> BackgroundRun, in the lane's order; filled when the collection is done.
+RUNNING: dict[str, BackgroundRun] = {}
+_LANE: list[threading.Thread] = []
+_STOP = threading.Event()
 
 
 def molecule_command(*args: str) -> list[str]:
@@ -74,42 +94,64 @@ def pytest_collection_modifyitems(session, config, items):
 def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
-    for scenario in _waited_for(session.items):
-        start(scenario)
+    start(_waited_for(session.items))
 
 
 @pytest.fixture
 def background_run(request):
-    """(Popen, log path, start time) of the scenario the waiting test is for."""
+    """The BackgroundRun of the scenario the waiting test is for."""
     scenario = request.node.callspec.params["scenario"]
-    start(scenario)
+    start([scenario])
     return RUNNING[scenario]
 
 
-def start(scenario: str) -> None:
-    if scenario in RUNNING:
+def start(scenarios) -> None:
+    """Queue these scenarios on the lane (those not queued yet), and start the lane."""
+    new = [scenario for scenario in scenarios if scenario not in RUNNING]
+    if not new:
         return
     os.makedirs(LOG_DIR, exist_ok=True)
-    log_path = os.path.join(LOG_DIR, scenario + ".log")
-    log = open(log_path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
-    log.write("==> molecule test -s %s (in the background)\n" % scenario)
-    log.flush()
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        molecule_command("test", "-s", scenario), cwd=REPO_ROOT, stdout=log,
-        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
-    log.close()
-    RUNNING[scenario] = (proc, log_path, time.monotonic())
-    print("\n==> molecule: molecule test -s %s started in the background (log: %s)" % (scenario, log_path),
-          flush=True)
+    runs = [BackgroundRun(scenario) for scenario in new]
+    for run in runs:
+        RUNNING[run.scenario] = run
+    thread = threading.Thread(target=_lane, args=(runs, list(_LANE)), name="molecule-background", daemon=True)
+    _LANE.append(thread)
+    thread.start()
+    print("\n==> molecule: in the background, one after another: %s (logs: %s)"
+          % (", ".join("molecule test -s " + run.scenario for run in runs), LOG_DIR), flush=True)
+
+
+def _lane(runs, before) -> None:
+    for thread in before:  # a lane queued earlier goes first
+        thread.join()
+    for run in runs:
+        if _STOP.is_set():
+            run.done.set()
+            continue
+        try:
+            with open(run.log_path, "w", encoding="utf-8") as log:
+                log.write("==> molecule test -s %s (in the background)\n" % run.scenario)
+                log.flush()
+                run.proc = subprocess.Popen(  # pylint: disable=consider-using-with
+                    molecule_command("test", "-s", run.scenario), cwd=REPO_ROOT, stdout=log,
+                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                )
+                run.started = time.monotonic()
+            if _STOP.is_set():  # the session ended while it started
+                run.proc.terminate()
+            run.rc = run.proc.wait()
+            run.ended = time.monotonic()
+        finally:
+            run.done.set()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """An interrupted run leaves no scenario behind."""
-    for proc, _log, _started in RUNNING.values():
-        if proc.poll() is None:
-            proc.terminate()
+    """An interrupted run leaves no scenario behind, and starts none."""
+    _STOP.set()
+    for run in RUNNING.values():
+        if run.proc is not None and run.proc.poll() is None:
+            run.proc.terminate()
             try:
-                proc.wait(timeout=120)
+                run.proc.wait(timeout=120)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                run.proc.kill()
