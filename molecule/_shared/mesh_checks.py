@@ -93,6 +93,16 @@ def journal(target, unit):
     return target.run("journalctl -u %s --no-pager -n 40", unit).stdout
 
 
+def envoy_reclaim_line(target):
+    """What the start-up page reclaimer (envoy_reclaim_startup_pages) said about the
+    Envoy running now: its last journal line for Envoy's current PID."""
+    pid = target.run("systemctl show -p MainPID --value envoy").stdout.strip()
+    lines = [line for line in target.run("journalctl -u envoy --no-pager -o cat").stdout.splitlines()
+             if line.startswith("envoy pid %s: " % pid)]
+    assert lines, "no reclaimer line for envoy pid %s:\n%s" % (pid, journal(target, "envoy"))
+    return lines[-1]
+
+
 # Envoy's admin interface: a Unix socket only root and Envoy's user may open.
 ADMIN_SOCKET = "/run/envoy/admin.sock"
 

@@ -202,19 +202,21 @@ def vault_host_approle_specs(hosts, hostvars, mount, pki_groups, nodes):
     return specs
 
 
-def vault_current_secret_ids(hosts, hostvars, register):
+def vault_current_secret_ids(hosts, hostvars, register, path=None):
     """``[{name, current_secret_id}]`` for vault_host_approles: the secret ID in each
-    host's AppRole file as ``register`` (an ansible.builtin.slurp result) read it; no
+    host's AppRole file as ``register`` read it: an ansible.builtin.slurp result, or
+    with ``path`` a mailmesh.imap.host_state result whose ``read`` held that path. No
     ``current_secret_id`` for a host without a readable file (a new one is made)."""
     entries = []
     for host in hosts:
         try:
-            slurped = hostvars[host].get(register) or {}
+            result = hostvars[host].get(register) or {}
+            content = (result.get("contents") or {}).get(path) if path else result.get("content")
         except (KeyError, TypeError, AttributeError) as exc:
             raise AnsibleFilterError("vault_current_secret_ids: %s %s" % (type(exc).__name__, exc))
         entry = {"name": host}
         # No file, or a corrupt one: no current secret ID, a new one is made.
-        current = approle_file_secret_id(slurped.get("content") or "")
+        current = approle_file_secret_id(content or "")
         if current:
             entry["current_secret_id"] = to_text(current)
         entries.append(entry)

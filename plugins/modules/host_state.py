@@ -20,6 +20,9 @@ description:
     its tasks write, so the two cannot disagree.
   - Changes nothing, ever. Uses only the standard library, C(dpkg-query) and
     C(systemctl).
+  - With O(read), also returns the content of small files the role needs on the
+    controller (as M(ansible.builtin.slurp) would, in the same call). Register such a
+    task with C(no_log) when a file holds a secret.
 attributes:
   check_mode:
     support: full
@@ -109,6 +112,14 @@ options:
     type: list
     elements: str
     default: []
+  read:
+    description:
+      - Regular files to return the content of (RV(contents)), at most 1 MiB each. A
+        missing file is not an error (its content is V(null)); anything else that
+        cannot be read is.
+    type: list
+    elements: path
+    default: []
 seealso:
   - module: ansible.builtin.stat
   - module: ansible.builtin.service_facts
@@ -157,8 +168,17 @@ differences:
     - "/etc/mailmesh/envoy/envoy.yaml: content differs"
     - "user envoy: shell is /bin/sh, not /usr/sbin/nologin"
     - "envoy.service: not active (failed)"
+contents:
+  description: The content of each file of O(read), base64-encoded, keyed by its path as
+    given; V(null) for a missing file.
+  returned: always
+  type: dict
+  sample:
+    /etc/mailmesh/vault/approle.json: eyJ1cmwiOiAiaHR0cHM6Ly92YXVsdDEuZXhhbXBsZS5uZXQ6ODIwMCJ9
 """
 
+import base64
+import errno
 import grp
 import hashlib
 import os
@@ -225,6 +245,33 @@ def file_differences(spec):
     if spec.get("mode") is not None and stat.S_IMODE(info.st_mode) != _mode(spec["mode"]):
         found.append("%s: mode is %04o, not %04o" % (path, stat.S_IMODE(info.st_mode), _mode(spec["mode"])))
     return found
+
+
+_READ_LIMIT = 1 << 20
+
+
+def read_files(paths):
+    """{path: base64 content or None (missing)}; OSError for anything else, ValueError
+    for a file over _READ_LIMIT or not a regular file."""
+    contents = {}
+    for path in paths:
+        try:
+            handle = open(path, "rb")
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                contents[path] = None
+                continue
+            if exc.errno == errno.EISDIR:
+                raise ValueError("%s is not a regular file" % path)
+            raise
+        with handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ValueError("%s is not a regular file" % path)
+            data = handle.read(_READ_LIMIT + 1)
+        if len(data) > _READ_LIMIT:
+            raise ValueError("%s is larger than %d bytes" % (path, _READ_LIMIT))
+        contents[path] = base64.b64encode(data).decode("ascii")
+    return contents
 
 
 def installed_packages(output):
@@ -350,6 +397,7 @@ def main():
                 ),
             ),
             services=dict(type="list", elements="str", default=[]),
+            read=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -366,7 +414,11 @@ def main():
     differences.extend(package_differences(module, params["packages"]))
     differences.extend(account_differences(params["groups"], params["users"]))
     differences.extend(service_differences(module, params["services"]))
-    module.exit_json(changed=False, differences=differences)
+    try:
+        contents = read_files(params["read"])
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="read: %s" % exc)
+    module.exit_json(changed=False, differences=differences, contents=contents)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ def approle_mount(bao):
     return mount
 
 
-def _write_file_tasks(bao, mount, tmp_path):
-    """Run approle_file.yml for localhost (in the group gateways) with the root token."""
+def _write_file_tasks(bao, mount, tmp_path, **client):
+    """Run approle_file.yml for localhost (in the group gateways) with the root token;
+    ``client`` adds to __vault_server_approle_for (ca_bundle, ca_file: a client host's)."""
     approle_file = tmp_path / "approle.json"
     (tmp_path / "hosts.yml").write_text("all:\n  children:\n    gateways:\n      hosts:\n        localhost:\n",
                                         encoding="utf-8")
@@ -50,6 +51,7 @@ def _write_file_tasks(bao, mount, tmp_path):
             "vault_host": "localhost", "hosts": ["localhost"], "api_url": bao.url, "token": bao.root_token, "url": bao.url,
             "urls": [bao.url], "ca_file": bao.ca_cert, "approle_file": str(approle_file),
             "approle_mount": mount, "pki_int_mount": "pki_int", "pki_groups": ["gateways"],
+            **client,
         },
     }
     (tmp_path / "extra.json").write_text(json.dumps(extra), encoding="utf-8")
@@ -96,3 +98,41 @@ def test_a_good_file_keeps_its_secret_id_and_gets_its_mode_back(bao, approle_mou
     again = json.loads(approle_file.read_text(encoding="utf-8"))
     assert again["secret_id"] == first["secret_id"]
     assert stat.S_IMODE(approle_file.stat().st_mode) == 0o600
+
+
+def test_an_unchanged_file_is_only_read(bao, approle_mount, tmp_path):
+    """The idempotent run: one comparison, no write task runs (the fleet's per-device cost)."""
+    proc, approle_file = _write_file_tasks(bao, approle_mount, tmp_path)
+    assert proc.returncode == 0 and "approle_write.yml" in proc.stdout, proc.stdout + proc.stderr
+    before = approle_file.stat()
+    proc, approle_file = _write_file_tasks(bao, approle_mount, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "changed=0" in proc.stdout and "approle_write.yml" not in proc.stdout, proc.stdout
+    assert "Write this host's AppRole credentials" not in proc.stdout
+    assert approle_file.stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_a_client_host_gets_its_directory_and_ca_bundle_and_keeps_them(bao, approle_mount, tmp_path):
+    # The API call on the "Vault host" (localhost here) trusts ca_file too, so it holds
+    # the session's CA from the start, with the directory's and the file's modes wrong.
+    bundle = open(bao.ca_cert, encoding="utf-8").read()
+    ca_file = tmp_path / "vault" / "ca.pem"
+    ca_file.parent.mkdir(mode=0o700)
+    ca_file.write_text(bundle, encoding="utf-8")
+    os.chmod(ca_file, 0o600)
+    client = {"ca_file": str(ca_file), "ca_bundle": bundle, "approle_file": str(ca_file.parent / "approle.json")}
+    proc, _ = _write_file_tasks(bao, approle_mount, tmp_path, **client)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert stat.S_IMODE(ca_file.stat().st_mode) == 0o644
+    assert stat.S_IMODE(ca_file.parent.stat().st_mode) == 0o755
+    data = json.loads((ca_file.parent / "approle.json").read_text(encoding="utf-8"))
+    assert data["ca_cert"] == str(ca_file) and _accepted(bao, approle_mount, data)
+    # A new bundle (here the same CA twice, which still verifies) is written; the secret ID stays.
+    client["ca_bundle"] = bundle + bundle
+    proc, _ = _write_file_tasks(bao, approle_mount, tmp_path, **client)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ca_file.read_text(encoding="utf-8") == bundle + bundle
+    again = json.loads((ca_file.parent / "approle.json").read_text(encoding="utf-8"))
+    assert again["secret_id"] == data["secret_id"]
+    proc, _ = _write_file_tasks(bao, approle_mount, tmp_path, **client)
+    assert proc.returncode == 0 and "changed=0" in proc.stdout and "approle_write.yml" not in proc.stdout, proc.stdout

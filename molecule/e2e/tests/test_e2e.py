@@ -273,21 +273,12 @@ def test_the_stores_run_both_dovecot_generations(hosts):
     assert hosts["e2e-store2"].run("dovecot --version").stdout.startswith("2.4.")
 
 
-def _reclaim_line(target):
-    """What the start-up page reclaimer said about the Envoy running now."""
-    pid = target.run("systemctl show -p MainPID --value envoy").stdout.strip()
-    lines = [line for line in target.run("journalctl -u envoy --no-pager -o cat").stdout.splitlines()
-             if line.startswith("envoy pid %s: " % pid)]
-    assert lines, "no reclaimer line for envoy pid %s:\n%s" % (pid, _journal(target, "envoy"))
-    return lines[-1]
-
-
 @pytest.mark.parametrize("edge", EDGES)
 def test_edge_envoy_gives_back_its_startup_pages(hosts, edge):
     """envoy_reclaim_startup_pages (default on edge devices): the device's Envoy loses
     most of its file-backed pages once ready (under qemu-user, which has no
     process_madvise, the reclaimer says so: molecule/edge_mesh shows that)."""
-    line = _reclaim_line(hosts[edge])
+    line = mesh_checks.envoy_reclaim_line(hosts[edge])
     found = re.search(r"file-backed (\d+) -> (\d+) MiB", line)
     assert found, line
     before, after = int(found.group(1)), int(found.group(2))

@@ -139,11 +139,8 @@ def test_under_qemu_the_startup_page_reclaimer_says_it_cannot_and_envoy_runs(hos
     process_madvise: the reclaimer says so in Envoy's journal and Envoy runs as before
     (molecule/e2e shows the pages given back on amd64 devices)."""
     edge = hosts[EDGE]
-    pid = _envoy_pid(edge)
-    lines = [line for line in edge.run("journalctl -u envoy --no-pager -o cat").stdout.splitlines()
-             if line.startswith("envoy pid %s: " % pid)]
-    assert lines, "no reclaimer line for envoy pid %s:\n%s" % (pid, _journal(edge))
-    assert "not reclaimed: no process_madvise here" in lines[-1], lines[-1]
+    line = mesh_checks.envoy_reclaim_line(edge)
+    assert "not reclaimed: no process_madvise here" in line, line
     assert edge.service("envoy").is_running
 
 

@@ -227,6 +227,20 @@ def test_current_secret_ids_from_each_hosts_slurp():
         {"name": "a", "current_secret_id": "s-a"}, {"name": "b"}, {"name": "c"}, {"name": "d"}, {"name": "e"}]
 
 
+def test_current_secret_ids_from_each_hosts_host_state_read():
+    import base64
+
+    path = "/etc/mailmesh/vault/approle.json"
+    hostvars = {
+        "a": {"state": {"differences": [], "contents": {path: base64.b64encode(b'{"secret_id": "s-a"}').decode()}}},
+        "b": {"state": {"differences": ["%s: missing" % path], "contents": {path: None}}},   # a new host
+        "c": {"state": {"differences": [], "contents": {}}},                               # read another file
+        "d": {},
+    }
+    assert plugin.vault_current_secret_ids(list(hostvars), hostvars, "state", path) == [
+        {"name": "a", "current_secret_id": "s-a"}, {"name": "b"}, {"name": "c"}, {"name": "d"}]
+
+
 def test_new_filters_are_registered():
     filters = plugin.FilterModule().filters()
     assert filters["vault_host_approle_specs"] is plugin.vault_host_approle_specs

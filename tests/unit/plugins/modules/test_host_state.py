@@ -1,5 +1,6 @@
 """Unit tests for plugins/modules/host_state.py: every kind of difference, on real files."""
 
+import base64
 import hashlib
 import os
 
@@ -146,6 +147,23 @@ def test_bad_input_names_the_option(tree, run_module):
     assert result["failed"] and "files: mode of" in result["msg"]
 
 
+def test_read_returns_each_file_in_base64_and_null_for_a_missing_one(tree, run_module):
+    config = tree / "conf" / "app.yaml"
+    result = run_module(module, {"read": [str(config), str(tree / "gone")]})
+    assert result["changed"] is False and result["differences"] == []
+    assert base64.b64decode(result["contents"][str(config)]) == b"listen: 143\n"
+    assert result["contents"][str(tree / "gone")] is None
+    assert run_module(module, {})["contents"] == {}
+
+
+def test_read_refuses_a_directory_and_a_large_file(tree, run_module, monkeypatch):
+    result = run_module(module, {"read": [str(tree / "conf")]})
+    assert result["failed"] and result["msg"] == "read: %s/conf is not a regular file" % tree
+    monkeypatch.setattr(module, "_READ_LIMIT", 4)
+    result = run_module(module, {"read": [str(tree / "conf" / "app.yaml")]})
+    assert result["failed"] and "is larger than 4 bytes" in result["msg"]
+
+
 def test_a_link_without_a_target_is_compared_by_kind(tree):
     assert module.file_differences(spec(tree / "app", state="link")) == []
     assert module.file_differences(spec(tree / "conf" / "app.yaml", state="link")) == [
@@ -154,9 +172,9 @@ def test_a_link_without_a_target_is_compared_by_kind(tree):
 
 def test_documented_options_and_return_values():
     doc = yaml.safe_load(module.DOCUMENTATION)
-    assert set(doc["options"]) == {"files", "packages", "groups", "users", "services"}
+    assert set(doc["options"]) == {"files", "packages", "groups", "users", "services", "read"}
     assert set(doc["options"]["files"]["suboptions"]) == {"path", "state", "sha256", "target", "entries", "owner",
                                                           "group", "mode"}
     assert set(doc["options"]["users"]["suboptions"]) == {"name", "group", "shell", "home", "uid", "gid"}
     assert yaml.safe_load(module.EXAMPLES)
-    assert set(yaml.safe_load(module.RETURN)) == {"differences"}
+    assert set(yaml.safe_load(module.RETURN)) == {"differences", "contents"}
