@@ -88,9 +88,9 @@ def test_a_corrupt_approle_file_is_written_again(bao, approle_mount, tmp_path, c
     assert data["secret_id"] not in output and data["role_id"] not in output
 
 
-def test_a_good_file_keeps_its_secret_id_and_gets_its_mode_back(bao, approle_mount, tmp_path):
+def test_a_good_file_keeps_its_secret_id_and_gets_its_mode_back_then_is_only_read(bao, approle_mount, tmp_path):
     proc, approle_file = _write_file_tasks(bao, approle_mount, tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "approle_write.yml" in proc.stdout, proc.stdout + proc.stderr
     first = json.loads(approle_file.read_text(encoding="utf-8"))
     os.chmod(approle_file, 0o644)
     proc, approle_file = _write_file_tasks(bao, approle_mount, tmp_path)
@@ -98,12 +98,7 @@ def test_a_good_file_keeps_its_secret_id_and_gets_its_mode_back(bao, approle_mou
     again = json.loads(approle_file.read_text(encoding="utf-8"))
     assert again["secret_id"] == first["secret_id"]
     assert stat.S_IMODE(approle_file.stat().st_mode) == 0o600
-
-
-def test_an_unchanged_file_is_only_read(bao, approle_mount, tmp_path):
-    """The idempotent run: one comparison, no write task runs (the fleet's per-device cost)."""
-    proc, approle_file = _write_file_tasks(bao, approle_mount, tmp_path)
-    assert proc.returncode == 0 and "approle_write.yml" in proc.stdout, proc.stdout + proc.stderr
+    # The idempotent run: one comparison, no write task runs (the fleet's per-device cost).
     before = approle_file.stat()
     proc, approle_file = _write_file_tasks(bao, approle_mount, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
