@@ -14,7 +14,7 @@ from ansible.errors import AnsibleFilterError
 def _installed(dpkg_query_output):
     """Names that ``dpkg-query --showformat='${Package} ${db:Status-Abbrev}\\n'`` shows
     installed: the second letter of the status is ``i`` (``ii``, or ``hi`` when held).
-    plugins/modules/host_state.py applies the same rule (installed_packages)."""
+    plugins/module_utils/_host_state.py applies the same rule (installed_packages)."""
     installed = set()
     for line in str(dpkg_query_output or "").splitlines():
         fields = line.split()

@@ -199,6 +199,65 @@ options:
       - Issue a new certificate even if the current one is fine.
     type: bool
     default: false
+  prerequisites:
+    description:
+      - "What must be on the host before the module keeps the certificate (the
+        C(vault_cert) role passes the packages this module needs, the certificate's
+        directories and the renewal agent's files and timer), compared first, exactly
+        as M(mailmesh.imap.host_state) compares them. Where anything differs, the module
+        leaves the certificate alone, does not contact Vault, returns the differences in
+        RV(differences) and C(changed=false); the caller puts them right and calls the
+        module again. So a host as the role left it takes one module call for both the
+        comparison and the certificate."
+      - Compared before the C(cryptography) library is needed, so a host without it
+        gets the difference, not an error.
+    type: dict
+    suboptions:
+      packages:
+        description: Debian packages that must be installed.
+        type: list
+        elements: str
+        default: []
+      services:
+        description: systemd units that must be enabled and active (a name without a
+          suffix is a C(.service)).
+        type: list
+        elements: str
+        default: []
+      files:
+        description: Paths to compare, as O(mailmesh.imap.host_state#module:files) takes them.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          path:
+            description: Absolute path. Links are not followed.
+            type: path
+            required: true
+          state:
+            description: What the path must be.
+            type: str
+            choices: [file, directory, link, absent]
+            default: file
+          sha256:
+            description: sha256 (hex) of the file's content; not compared when omitted.
+            type: str
+          target:
+            description: A link's target; not compared when omitted.
+            type: str
+          entries:
+            description: The names a directory holds, and nothing else; not compared when omitted.
+            type: list
+            elements: str
+          owner:
+            description: Owner's user name; not compared when omitted.
+            type: str
+          group:
+            description: Group name; not compared when omitted.
+            type: str
+          mode:
+            description: Permission bits as an octal string; not compared when omitted.
+            type: raw
 notes:
   - O(mode) defaults to V(0600) for the key file (not the umask-derived default of other
     file modules).
@@ -352,6 +411,17 @@ fullchain_path:
   returned: always
   type: str
   sample: /etc/envoy/tls/fullchain.pem
+differences:
+  description:
+    - What differs from O(prerequisites), one sentence each (as
+      M(mailmesh.imap.host_state) returns them); empty when nothing does, or without
+      O(prerequisites).
+    - When not empty, the certificate was left alone and only O(cert_path),
+      O(key_path), O(chain_path) and O(fullchain_path) are returned beside it.
+  returned: always
+  type: list
+  elements: str
+  sample: ["package python3-cryptography: not installed", "/etc/mailmesh/tls/envoy: missing"]
 """
 
 import os
@@ -359,6 +429,7 @@ import os
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.mailmesh.imap.plugins.module_utils import _pki as pki
+from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import FILE_OPTIONS, differences, mode_problem
 from ansible_collections.mailmesh.imap.plugins.module_utils._cert_renewal import (
     APPROLE_FILE_KEYS,
     CertKeeper,
@@ -394,6 +465,14 @@ def argument_spec():
         key_bits=dict(type="int", no_log=False),
         rotate_key=dict(type="bool", default=False, no_log=False),
         force=dict(type="bool", default=False),
+        prerequisites=dict(
+            type="dict",
+            options=dict(
+                packages=dict(type="list", elements="str", default=[]),
+                services=dict(type="list", elements="str", default=[]),
+                files=dict(type="list", elements="dict", default=[], options=FILE_OPTIONS),
+            ),
+        ),
     )
     spec["url"] = dict(spec["url"], required=False)
     return spec
@@ -456,6 +535,17 @@ def keeper_options(params):
     )
 
 
+def prerequisite_differences(module):
+    """What differs from the prerequisites option (nothing without it)."""
+    wanted = module.params["prerequisites"]
+    if not wanted:
+        return []
+    problem = mode_problem(wanted["files"], "prerequisites.files")
+    if problem:
+        module.fail_json(msg=problem)
+    return differences(module, files=wanted["files"], packages=wanted["packages"], services=wanted["services"])
+
+
 def run(module):
     params = module.params
     keeper = CertKeeper(module.connection, keeper_options(params), check_mode=module.check_mode, warn=module.warn)
@@ -484,6 +574,7 @@ def run(module):
         key_path=params["key_path"],
         chain_path=params["chain_path"],
         fullchain_path=params["fullchain_path"],
+        differences=[],
     )
     result.update(outcome["before"] if module.check_mode else outcome["after"])
     if module._diff:  # pylint: disable=protected-access
@@ -502,6 +593,12 @@ def main():
                             sorted(APPROLE_FILE_KEYS) + ["auth_method", "token"]],
         required_one_of=[("url", "approle_file"), ("role_name", "approle_file")],
     )
+    # Before the AppRole file and the library: on a host that lacks them, the caller
+    # puts them there (prerequisites) and calls again.
+    found = prerequisite_differences(module)
+    if found:
+        module.exit_json(changed=False, differences=found, **dict(
+            (name, module.params[name]) for name in ("cert_path", "key_path", "chain_path", "fullchain_path")))
     load_approle_file(module)
     if pki.CRYPTOGRAPHY_IMPORT_ERROR is not None:
         module.fail_json(

@@ -1,4 +1,5 @@
-"""Unit tests for plugins/modules/host_state.py: every kind of difference, on real files."""
+"""Unit tests for plugins/modules/host_state.py and the comparisons it runs
+(plugins/module_utils/_host_state.py): every kind of difference, on real files."""
 
 import base64
 import hashlib
@@ -7,6 +8,7 @@ import os
 import pytest
 import yaml
 
+from ansible_collections.mailmesh.imap.plugins.module_utils import _host_state as compare
 from ansible_collections.mailmesh.imap.plugins.modules import host_state as module
 
 
@@ -31,82 +33,82 @@ def spec(path, **kw):
 
 
 def test_a_host_as_expected_has_no_differences(tree):
-    me = module._name(module.pwd.getpwuid, os.getuid())
-    assert module.file_differences(spec(tree / "conf", state="directory", owner=me, mode="0750")) == []
-    assert module.file_differences(spec(tree / "conf" / "app.yaml", sha256=sha256("listen: 143\n"),
-                                        owner=me, mode="0640")) == []
-    assert module.file_differences(spec(tree / "app", state="link", target="app-1.0")) == []
+    me = compare._name(compare.pwd.getpwuid, os.getuid())
+    assert compare.file_differences(spec(tree / "conf", state="directory", owner=me, mode="0750")) == []
+    assert compare.file_differences(spec(tree / "conf" / "app.yaml", sha256=sha256("listen: 143\n"),
+                                         owner=me, mode="0640")) == []
+    assert compare.file_differences(spec(tree / "app", state="link", target="app-1.0")) == []
 
 
 def test_each_difference_is_named(tree):
     config = tree / "conf" / "app.yaml"
-    assert module.file_differences(spec(config, sha256=sha256("listen: 993\n"))) == ["%s: content differs" % config]
-    assert module.file_differences(spec(config, mode="0600")) == ["%s: mode is 0640, not 0600" % config]
-    assert module.file_differences(spec(config, owner="nobody-at-all"))[0].startswith("%s: owner is " % config)
-    assert module.file_differences(spec(config, group="no-such-group"))[0].startswith("%s: group is " % config)
-    assert module.file_differences(spec(tree / "gone")) == ["%s/gone: missing" % tree]
-    assert module.file_differences(spec(tree / "conf")) == ["%s/conf: not a file" % tree]
-    assert module.file_differences(spec(tree / "app", state="link", target="app-2.0")) == [
+    assert compare.file_differences(spec(config, sha256=sha256("listen: 993\n"))) == ["%s: content differs" % config]
+    assert compare.file_differences(spec(config, mode="0600")) == ["%s: mode is 0640, not 0600" % config]
+    assert compare.file_differences(spec(config, owner="nobody-at-all"))[0].startswith("%s: owner is " % config)
+    assert compare.file_differences(spec(config, group="no-such-group"))[0].startswith("%s: group is " % config)
+    assert compare.file_differences(spec(tree / "gone")) == ["%s/gone: missing" % tree]
+    assert compare.file_differences(spec(tree / "conf")) == ["%s/conf: not a file" % tree]
+    assert compare.file_differences(spec(tree / "app", state="link", target="app-2.0")) == [
         "%s/app: points at app-1.0, not app-2.0" % tree]
     # A link is not followed: a link where a file belongs is a difference.
-    assert module.file_differences(spec(tree / "app")) == ["%s/app: not a file" % tree]
+    assert compare.file_differences(spec(tree / "app")) == ["%s/app: not a file" % tree]
 
 
 def test_a_directory_holds_its_entries_and_nothing_else(tree):
     conf = tree / "conf"
-    assert module.file_differences(spec(conf, state="directory", entries=["app.yaml"])) == []
+    assert compare.file_differences(spec(conf, state="directory", entries=["app.yaml"])) == []
     (conf / "old.yaml").write_text("stale\n")
-    assert module.file_differences(spec(conf, state="directory", entries=["app.yaml", "tls.yaml"])) == [
+    assert compare.file_differences(spec(conf, state="directory", entries=["app.yaml", "tls.yaml"])) == [
         "%s: holds old.yaml, which it should not" % conf, "%s: lacks tls.yaml" % conf]
     # Omitted: the directory's content is not compared.
-    assert module.file_differences(spec(conf, state="directory")) == []
+    assert compare.file_differences(spec(conf, state="directory")) == []
 
 
 def test_absent_means_nothing_there_not_even_a_dangling_link(tree):
-    assert module.file_differences(spec(tree / "gone", state="absent")) == []
-    assert module.file_differences(spec(tree / "conf", state="absent")) == [
+    assert compare.file_differences(spec(tree / "gone", state="absent")) == []
+    assert compare.file_differences(spec(tree / "conf", state="absent")) == [
         "%s/conf: present, and should not be" % tree]
     os.symlink("nowhere", tree / "dangling")
-    assert module.file_differences(spec(tree / "dangling", state="absent")) == [
+    assert compare.file_differences(spec(tree / "dangling", state="absent")) == [
         "%s/dangling: present, and should not be" % tree]
 
 
 def test_octal_modes_as_strings_or_as_yaml_numbers():
-    assert module._mode("0640") == 0o640
-    assert module._mode("640") == 0o640
-    assert module._mode(0o640) == 0o640
+    assert compare._mode("0640") == 0o640
+    assert compare._mode("640") == 0o640
+    assert compare._mode(0o640) == 0o640
 
 
 def test_accounts(monkeypatch):
-    root = module.pwd.getpwnam("root")
-    group = module._name(module.grp.getgrgid, root.pw_gid)
-    assert module.account_differences([group], [{"name": "root", "group": group, "shell": root.pw_shell,
+    root = compare.pwd.getpwnam("root")
+    group = compare._name(compare.grp.getgrgid, root.pw_gid)
+    assert compare.account_differences([group], [{"name": "root", "group": group, "shell": root.pw_shell,
                                                  "home": root.pw_dir}]) == []
-    assert module.account_differences(["no-such-group"], [{"name": "no-such-user"}]) == [
+    assert compare.account_differences(["no-such-group"], [{"name": "no-such-user"}]) == [
         "group no-such-group: missing", "user no-such-user: missing"]
-    assert module.account_differences([], [{"name": "root", "shell": "/usr/sbin/nologin"}]) == [
+    assert compare.account_differences([], [{"name": "root", "shell": "/usr/sbin/nologin"}]) == [
         "user root: shell is %s, not /usr/sbin/nologin" % root.pw_shell]
 
 
 def test_user_ids():
-    root = module.pwd.getpwnam("root")
+    root = compare.pwd.getpwnam("root")
     # uid 0 and gid 0 are values, not "omitted".
-    assert module.account_differences([], [{"name": "root", "uid": root.pw_uid, "gid": root.pw_gid}]) == []
-    assert module.account_differences([], [{"name": "root", "uid": root.pw_uid + 5000, "gid": None}]) == [
+    assert compare.account_differences([], [{"name": "root", "uid": root.pw_uid, "gid": root.pw_gid}]) == []
+    assert compare.account_differences([], [{"name": "root", "uid": root.pw_uid + 5000, "gid": None}]) == [
         "user root: uid is %s, not %s" % (root.pw_uid, root.pw_uid + 5000)]
-    assert module.account_differences([], [{"name": "root", "gid": root.pw_gid + 5000}]) == [
+    assert compare.account_differences([], [{"name": "root", "gid": root.pw_gid + 5000}]) == [
         "user root: gid is %s, not %s" % (root.pw_gid, root.pw_gid + 5000)]
 
 
 def test_installed_packages_as_dpkg_query_shows_them():
     output = "iproute2 ii \nca-certificates hi \nold rc \nlibc6:amd64 ii \nhalf iU \n"
-    assert module.installed_packages(output) == {"iproute2", "ca-certificates", "libc6"}
+    assert compare.installed_packages(output) == {"iproute2", "ca-certificates", "libc6"}
 
 
 def test_units_from_systemctl_show():
     output = ("Id=envoy.service\nLoadState=loaded\nUnitFileState=enabled\nActiveState=active\n\n"
               "Id=q.service\nLoadState=not-found\nUnitFileState=\nActiveState=inactive\n")
-    units = module.parse_units(output)
+    units = compare.parse_units(output)
     assert [u["Id"] for u in units] == ["envoy.service", "q.service"]
     assert units[1]["LoadState"] == "not-found"
 
@@ -126,7 +128,7 @@ def test_services_compare_enabled_and_active():
 
     fake = Fake("Id=envoy.service\nLoadState=loaded\nUnitFileState=disabled\nActiveState=failed\n\n"
                 "Id=q.service\nLoadState=not-found\nUnitFileState=\nActiveState=inactive\n")
-    assert module.service_differences(fake, ["envoy", "q.service"]) == [
+    assert compare.service_differences(fake, ["envoy", "q.service"]) == [
         "envoy.service: not enabled (disabled)", "envoy.service: not active (failed)",
         "q.service: not loaded (not-found)"]
     assert fake.argv[-2:] == ["envoy.service", "q.service"]
@@ -159,14 +161,14 @@ def test_read_returns_each_file_in_base64_and_null_for_a_missing_one(tree, run_m
 def test_read_refuses_a_directory_and_a_large_file(tree, run_module, monkeypatch):
     result = run_module(module, {"read": [str(tree / "conf")]})
     assert result["failed"] and result["msg"] == "read: %s/conf is not a regular file" % tree
-    monkeypatch.setattr(module, "_READ_LIMIT", 4)
+    monkeypatch.setattr(compare, "_READ_LIMIT", 4)
     result = run_module(module, {"read": [str(tree / "conf" / "app.yaml")]})
     assert result["failed"] and "is larger than 4 bytes" in result["msg"]
 
 
 def test_a_link_without_a_target_is_compared_by_kind(tree):
-    assert module.file_differences(spec(tree / "app", state="link")) == []
-    assert module.file_differences(spec(tree / "conf" / "app.yaml", state="link")) == [
+    assert compare.file_differences(spec(tree / "app", state="link")) == []
+    assert compare.file_differences(spec(tree / "conf" / "app.yaml", state="link")) == [
         "%s/conf/app.yaml: not a link" % tree]
 
 

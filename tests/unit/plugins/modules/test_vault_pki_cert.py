@@ -1,5 +1,6 @@
 """Unit tests for plugins/modules/vault_pki_cert.py that need no Vault."""
 
+import hashlib
 import json
 import os
 import pathlib
@@ -222,3 +223,48 @@ def test_unreachable_vault_is_named_on_a_rerun(tls_files, tmp_path):
     assert result["failed"] and loaded == [], result
     assert result["msg"].startswith("Vault at %s is unreachable while reading the issuing CA of PKI mount "
                                     "'pki' (pki/cert/ca): " % url), result["msg"]
+
+
+# ---- prerequisites: the comparison that makes a re-run one module call -------------------
+
+def test_prerequisites_that_differ_leave_the_certificate_alone(pki_vault, tls_files, tmp_path):
+    """A missing directory and a file with another mode: both named, the certificate left
+    alone (no key written, Vault not asked, no library loaded), changed=false."""
+    agent = tmp_path / "agent.py"
+    agent.write_text("print('agent')\n")
+    agent.chmod(0o600)
+    certs = tmp_path / "tls" / "h1"
+    args = dict(cert_args(pki_vault.url, tls_files, certs), prerequisites={"files": [
+        {"path": str(certs), "state": "directory", "mode": "0750"},
+        {"path": str(agent), "mode": "0644"},
+    ]})
+    result, loaded = run_in_fresh_python(args)
+    assert not result.get("failed") and result["changed"] is False, result
+    assert result["differences"] == ["%s: missing" % certs, "%s: mode is 0600, not 0644" % agent]
+    assert result["cert_path"] == str(certs / "cert.pem") and "reasons" not in result
+    assert pki_vault.requests == [] and loaded == []
+    assert not (tmp_path / "tls").exists()
+
+
+def test_prerequisites_that_hold_keep_the_certificate_as_before(pki_vault, tls_files, tmp_path):
+    (tmp_path / "cert.pem").write_bytes(tls_files.host_cert_pem)
+    (tmp_path / "key.pem").write_bytes(tls_files.host_key_pem)
+    (tmp_path / "cert.pem").chmod(0o644)
+    (tmp_path / "key.pem").chmod(0o600)
+    tmp_path.chmod(0o750)
+    args = dict(cert_args(pki_vault.url, tls_files, tmp_path), prerequisites={"files": [
+        {"path": str(tmp_path), "state": "directory", "mode": "0750"},
+        {"path": str(tmp_path / "cert.pem"), "sha256": hashlib.sha256(tls_files.host_cert_pem).hexdigest()},
+    ]})
+    result, loaded = run_in_fresh_python(args)
+    assert not result.get("failed") and result["changed"] is False and result["reasons"] == [], result
+    assert result["differences"] == [] and loaded == []
+    assert [request[0] for request in pki_vault.requests][:1] == ["/v1/pki/cert/ca"]
+
+
+def test_a_prerequisite_mode_that_is_not_octal_is_named(tmp_path, run_module):
+    args = dict(url="https://v:8200", token="a-long-test-token", role_name="hosts", common_name="h1",
+                cert_path=str(tmp_path / "c.pem"), key_path=str(tmp_path / "k.pem"),
+                prerequisites={"files": [{"path": str(tmp_path), "state": "directory", "mode": "rwx"}]})
+    result = run_module(module, args)
+    assert result["failed"] and result["msg"] == "prerequisites.files: mode of %s must be octal, got 'rwx'" % tmp_path
