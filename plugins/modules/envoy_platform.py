@@ -38,6 +38,15 @@ options:
     description: Fail when Envoy cannot run here; otherwise only report it in RV(problem).
     type: bool
     default: true
+  admin_address:
+    description:
+      - Also ask the Envoy that runs on the host, once and without waiting, whether it is
+        ready and serves a certificate chain, on its admin interface (a Unix socket's
+        path or C(host:port)), as M(mailmesh.imap.envoy_ready) does; the answer is in
+        RV(envoy). An Envoy that does not answer is no failure of this module.
+      - The envoy role asks here, in the call it makes anyway, so that a run that changes
+        nothing need not call M(mailmesh.imap.envoy_ready) as well.
+    type: str
 seealso:
   - name: Envoy on arm64 and the address-space size
     description: Why tcmalloc needs a 48-bit virtual address space.
@@ -53,6 +62,11 @@ EXAMPLES = r"""
 - name: Only look
   mailmesh.imap.envoy_platform:
     fail_on_problem: false
+  register: envoy_platform
+
+- name: Look, and ask the running Envoy whether it is ready
+  mailmesh.imap.envoy_platform:
+    admin_address: /run/envoy/admin.sock
   register: envoy_platform
 """
 
@@ -101,12 +115,32 @@ problem:
   returned: always
   type: str
   sample: ""
+envoy:
+  description:
+    - What the running Envoy answered (O(admin_address)), asked once with a timeout of
+      2 seconds.
+  returned: when O(admin_address) is set
+  type: dict
+  contains:
+    state:
+      description: C(/ready)'s answer (C(LIVE) when ready); empty when Envoy did not answer.
+      type: str
+      sample: LIVE
+    certificate_chains:
+      description: The certificate chains C(/certs) lists.
+      type: int
+      sample: 1
+    problem:
+      description: Why Envoy is not ready or serves no certificate; empty when it is and does.
+      type: str
+      sample: ""
 """
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.mailmesh.imap.plugins.module_utils._envoy_admin import wait
 from ansible_collections.mailmesh.imap.plugins.module_utils._envoy_platform import (
     ARCHES,
     platform_problem,
@@ -133,9 +167,13 @@ def in_container(exists=os.path.exists):
     return exists("/run/systemd/container") or exists("/.dockerenv")
 
 
+# Seconds for the one look at the running Envoy (admin_address).
+ADMIN_TIMEOUT = 0.5
+
+
 def main():
     module = AnsibleModule(
-        argument_spec=dict(fail_on_problem=dict(type="bool", default=True)),
+        argument_spec=dict(fail_on_problem=dict(type="bool", default=True), admin_address=dict(type="str")),
         supports_check_mode=True,
     )
     machine = os.uname()[4]
@@ -148,6 +186,10 @@ def main():
                   container=in_container(), problem=problem)
     if problem and module.params["fail_on_problem"]:
         module.fail_json(msg="Envoy cannot run on this host: " + problem, **result)
+    if module.params["admin_address"]:
+        # One question each to /ready and /certs (a timeout below the retry delay).
+        answer, envoy_problem = wait(module.params["admin_address"], ADMIN_TIMEOUT, True)
+        result["envoy"] = dict(answer, problem=envoy_problem or "")
     module.exit_json(**result)
 
 

@@ -18,8 +18,9 @@ def test_reports_this_hosts_cpus_and_changes_nothing(run_module):
 def test_every_returned_key_is_documented(run_module):
     result = run_module(module, {"fail_on_problem": False})
     documented = set(yaml.safe_load(module.RETURN))
-    assert documented == {"machine", "arch", "va_bits", "cpus", "time_sync", "container", "problem"}
-    assert documented <= set(result)
+    assert documented == {"machine", "arch", "va_bits", "cpus", "time_sync", "container", "problem", "envoy"}
+    # envoy: only with admin_address.
+    assert documented - {"envoy"} == set(result) - {"changed", "invocation"}
 
 
 def test_time_sync_clients_by_their_programs():
@@ -33,3 +34,28 @@ def test_container_by_systemds_marker_or_dockers():
     assert module.in_container({"/run/systemd/container"}.__contains__)
     assert module.in_container({"/.dockerenv"}.__contains__)
     assert not module.in_container(set().__contains__)
+
+
+def _address(server):
+    return "127.0.0.1:%d" % server.server_address[1]
+
+
+def test_asks_the_running_envoy_once_when_given_its_admin_address(admin, run_module):
+    result = run_module(module, {"fail_on_problem": False, "admin_address": _address(admin)})
+    assert result["envoy"] == {"state": "LIVE", "certificate_chains": 1, "problem": ""}
+    assert admin.requests == ["/ready", "/certs"]
+
+
+def test_an_envoy_not_ready_is_reported_not_waited_for_nor_failed(admin, run_module):
+    admin.answers["/ready"] = (503, "PRE_INITIALIZING\n")
+    result = run_module(module, {"fail_on_problem": False, "admin_address": _address(admin)})
+    assert not result.get("failed"), result
+    assert result["envoy"]["state"] == "PRE_INITIALIZING" and result["envoy"]["certificate_chains"] == 0
+    assert "/ready answered 503 PRE_INITIALIZING" in result["envoy"]["problem"]
+    assert admin.requests == ["/ready"]
+
+
+def test_no_envoy_at_the_address_is_a_problem_not_a_failure(run_module, tmp_path):
+    result = run_module(module, {"fail_on_problem": False, "admin_address": str(tmp_path / "admin.sock")})
+    assert not result.get("failed"), result
+    assert result["envoy"]["state"] == "" and "does not answer" in result["envoy"]["problem"]

@@ -10,35 +10,8 @@ import threading
 import pytest
 import yaml
 
+from ansible_collections.mailmesh.imap.plugins.module_utils import _envoy_admin as admin_interface
 from ansible_collections.mailmesh.imap.plugins.modules import envoy_ready as module
-
-CERTS = {"certificates": [{"ca_cert": [], "cert_chain": [{"path": "/etc/mailmesh/tls/envoy/fullchain.pem"}]}]}
-
-
-@pytest.fixture
-def admin():
-    """A fake Envoy admin interface; set .answers[path] = (status, body) before asking."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            status, body = server.answers.get(self.path, (404, "not found"))
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.handler = Handler
-    server.answers = {"/ready": (200, "LIVE\n"), "/certs": (200, json.dumps(CERTS))}
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def _address(server):
@@ -53,7 +26,7 @@ def test_ready_and_serving(admin, run_module):
 
 
 def test_not_ready_fails_after_the_timeout(admin, run_module, monkeypatch):
-    monkeypatch.setattr(module, "DELAY", 0.05)
+    monkeypatch.setattr(admin_interface, "DELAY", 0.05)
     admin.answers["/ready"] = (503, "PRE_INITIALIZING\n")
     result = run_module(module, {"admin_address": _address(admin), "timeout": 1})
     assert result["failed"]
@@ -61,7 +34,7 @@ def test_not_ready_fails_after_the_timeout(admin, run_module, monkeypatch):
 
 
 def test_live_without_certificates_is_named(admin, run_module, monkeypatch):
-    monkeypatch.setattr(module, "DELAY", 0.05)
+    monkeypatch.setattr(admin_interface, "DELAY", 0.05)
     admin.answers["/certs"] = (200, json.dumps({"certificates": [{"cert_chain": []}]}))
     result = run_module(module, {"admin_address": _address(admin), "timeout": 1})
     assert result["failed"] and "serves no certificate" in result["msg"], result
@@ -77,12 +50,12 @@ def test_ready_later_is_waited_for(admin):
     def sleep(_seconds):
         admin.answers["/ready"] = (200, "LIVE")
 
-    result, problem = module.wait(_address(admin), 10, True, clock=lambda: next(ticks), sleep=sleep)
+    result, problem = admin_interface.wait(_address(admin), 10, True, clock=lambda: next(ticks), sleep=sleep)
     assert problem is None and result == {"state": "LIVE", "certificate_chains": 1}
 
 
 def test_nothing_listening(run_module, monkeypatch):
-    monkeypatch.setattr(module, "DELAY", 0.05)
+    monkeypatch.setattr(admin_interface, "DELAY", 0.05)
     server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
     port = server.server_address[1]
     server.server_close()  # the port is free again: nothing answers there
