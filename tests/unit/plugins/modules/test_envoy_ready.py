@@ -7,7 +7,6 @@ import os
 import socketserver
 import threading
 
-import pytest
 import yaml
 
 from ansible_collections.mailmesh.imap.plugins.module_utils import _envoy_admin as admin_interface
