@@ -118,7 +118,7 @@ problem:
 envoy:
   description:
     - What the running Envoy answered (O(admin_address)), asked once with a timeout of
-      2 seconds.
+      half a second.
   returned: when O(admin_address) is set
   type: dict
   contains:
