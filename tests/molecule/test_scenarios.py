@@ -40,11 +40,11 @@ SCENARIOS = discover_scenarios()
 # Run in the background from the start of the session (conftest.py), one after another
 # in this order, unless MOLECULE_BACKGROUND=0. e2e first: it waits most (the renewal
 # soak, a device offline until its certificate expired), so the foreground's scenarios
-# use the CPU meanwhile; vault_cluster and dovecot after it, so that the two lanes end
+# use the CPU meanwhile; vault_cluster after it, so that the two lanes end about
 # together (docs/development.md, "CI time"). A background scenario needs a network and
 # container names of its own (it runs beside whichever foreground scenario is running)
 # and no wrapper of its own in tests/molecule/.
-BACKGROUND_SCENARIOS = ("e2e", "vault_cluster", "dovecot")
+BACKGROUND_SCENARIOS = ("e2e", "vault_cluster")
 BACKGROUND = [name for name in BACKGROUND_SCENARIOS
               if name in SCENARIOS and os.environ.get("MOLECULE_BACKGROUND", "1") != "0"]
 GENERIC_SCENARIOS = [name for name in SCENARIOS if not has_own_wrapper(name) and name not in BACKGROUND]

@@ -1,7 +1,10 @@
 """What a user of the dovecot role sees on both mail stores (Dovecot 2.3 on Debian 12,
-2.4 on Debian 13): IMAPS with a certificate from the Vault PKI, mail in a Maildir,
-plain IMAP only on loopback and for the gateways' PROXY connections, a forced
-certificate renewal that reloads Dovecot, and plaintext passwords refused up front."""
+2.4 on Debian 13), on the stores the gateway tests (test_mail_gateway.py) ran through:
+direct IMAPS with a certificate from the Vault PKI, mail in a Maildir, plain IMAP only
+on loopback and for the gateways' PROXY connections, a forced certificate renewal that
+reloads Dovecot, the renewal agent turned off on one store, and direct IMAPS turned off.
+These tests change the stores (renewal, agent, IMAPS off, kills): the file runs after
+test_mail_gateway.py (pytest takes the files in name order)."""
 
 import email.message
 import imaplib
@@ -23,8 +26,9 @@ INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE") or os.path.join(
     os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "."), "inventory"
 )
 SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STORES = {"dv-store12": "2.3", "dv-store13": "2.4"}
-USER, PASSWORD = "alice@example.test", "alice-test-pass"
+STORES = {"mg-store12": "2.3", "mg-store13": "2.4"}
+GATEWAY, VAULT = "mg-gw1", "mg-vault1"
+USER, PASSWORD = "alice@example.test", "alice-secret"
 MAILDIR = "/var/vmail/example.test/alice/Maildir"
 PROXY_PORT = 10143
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "proxy_probe.py")
@@ -49,7 +53,7 @@ def _journal(host):
 @pytest.fixture(scope="module")
 def ca_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    path.write_text(_host("dv-store12").file("/etc/mailmesh/vault/ca.pem").content_string)
+    path.write_text(_host("mg-store12").file("/etc/mailmesh/vault/ca.pem").content_string)
     return str(path)
 
 
@@ -92,7 +96,7 @@ def test_tls_files(store):
     assert (key.user, key.group, key.mode) == ("root", "root", 0o640)
     users = host.file("/etc/dovecot/users")
     assert (users.user, users.group, users.mode) == ("root", "dovecot", 0o640)
-    assert "alice-test-pass" not in users.content_string
+    assert PASSWORD not in users.content_string
 
 
 @pytest.mark.parametrize("store", sorted(STORES))
@@ -174,9 +178,9 @@ def test_plain_imap_is_loopback_only(store):
 
 @pytest.mark.parametrize("store", sorted(STORES))
 def test_proxy_header_from_gateway_gives_client_address(store):
-    client_ip = "203.0.113.%d" % (12 if store == "dv-store12" else 13)
-    header = "PROXY TCP4 %s %s 50123 143" % (client_ip, _ip("dv-gw1"))
-    result = _probe("dv-gw1", store, header)
+    client_ip = "203.0.113.%d" % (12 if store == "mg-store12" else 13)
+    header = "PROXY TCP4 %s %s 50123 143" % (client_ip, _ip(GATEWAY))
+    result = _probe(GATEWAY, store, header)
     assert result["greeting"].startswith("* OK"), result
     assert "LOGINDISABLED" not in result["greeting"], result
     assert result["login"].startswith("a1 OK"), result
@@ -187,8 +191,8 @@ def test_proxy_header_from_gateway_gives_client_address(store):
 
 @pytest.mark.parametrize("store", sorted(STORES))
 def test_proxy_header_from_other_host_rejected(store):
-    header = "PROXY TCP4 203.0.113.99 %s 50123 143" % _ip("dv-gw1")
-    result = _probe("dv-vault1", store, header)
+    header = "PROXY TCP4 203.0.113.99 %s 50123 143" % _ip(GATEWAY)
+    result = _probe(VAULT, store, header)
     assert not result["login"].startswith("a1 OK"), result
     assert not result["greeting"].startswith("* OK"), result
 
@@ -201,13 +205,13 @@ def test_failed_logins_wait_and_the_penalty_grows_per_client_address(store):
     (the PROXY header's, the real client behind a gateway) for 4 s more before it is
     even checked. Another client address is not held back and logs in."""
     client_ip = "198.51.100.%d" % (100 + (time.time_ns() // 1000) % 150)
-    header = "PROXY TCP4 %s %s 50123 143" % (client_ip, _ip("dv-gw1"))
-    first, second = _probe("dv-gw1", store, header, password="not-the-password", count=2)
+    header = "PROXY TCP4 %s %s 50123 143" % (client_ip, _ip(GATEWAY))
+    first, second = _probe(GATEWAY, store, header, password="not-the-password", count=2)
     assert first["login"].startswith("a1 NO") and second["login"].startswith("a1 NO"), (first, second)
     assert first["login_seconds"] >= 1.0, (first, second)
     assert second["login_seconds"] >= 5.0, (first, second)
-    other = "PROXY TCP4 203.0.113.%d %s 50123 143" % (12 if store == "dv-store12" else 13, _ip("dv-gw1"))
-    assert _probe("dv-gw1", store, other)["login"].startswith("a1 OK")
+    other = "PROXY TCP4 203.0.113.%d %s 50123 143" % (12 if store == "mg-store12" else 13, _ip(GATEWAY))
+    assert _probe(GATEWAY, store, other)["login"].startswith("a1 OK")
     assert "auth_failure_delay = 2 secs" in _host(store).file("/etc/dovecot/dovecot.conf").content_string
 
 
@@ -248,55 +252,43 @@ def test_direct_imaps_passes_the_tls_scan(store):
     assert [subject for subject, _issuer in result["chain"]] == ["CN=%s" % store, "CN=mailmesh issuing CA"]
 
 
-def test_forced_renewal_reloaded_dovecot(ca_file):
-    """side_effect forced a renewal on dv-store12: the cross-role handler reloaded
-    Dovecot, and 993 serves the certificate now on disk."""
-    host = _host("dv-store12")
-    marker = host.file("/root/dv-renewal-marker").content_string.strip()
-    journal = host.run("journalctl -u dovecot --no-pager --since @%s", marker).stdout
+def _converge(store, *extra):
+    """converge.yml limited to one store (the Vault tier's client play and the dovecot
+    role; the gateway play matches nothing): (exit code, output)."""
+    run = mesh_checks.play(SCENARIO_DIR, "converge.yml", "--limit", store, *extra, timeout=600)
+    return run.returncode, run.stdout + run.stderr
+
+
+def test_forced_renewal_reloads_dovecot(ca_file):
+    """A forced renewal on mg-store12 (vault_cert_force): vault_cert issues a new
+    certificate and notifies the dovecot role's "Check Dovecot config" topic, which
+    reloads Dovecot (never restarts it); 993 then serves the certificate now on disk."""
+    host = _host("mg-store12")
+    before = x509.load_pem_x509_certificate(host.file("/etc/mailmesh/tls/dovecot/cert.pem").content)
+    pid = host.check_output("systemctl show -p MainPID --value dovecot")
+    since = host.check_output("date +%s")
+    returncode, output = _converge("mg-store12", "-e", "vault_cert_force=true")
+    assert returncode == 0, output[-3000:]
+    journal = host.run("journalctl -u dovecot --no-pager --since @%s", since).stdout
     assert "Reload" in journal or "SIGHUP" in journal, journal
+    assert host.check_output("systemctl show -p MainPID --value dovecot") == pid
     on_disk = x509.load_pem_x509_certificate(host.file("/etc/mailmesh/tls/dovecot/cert.pem").content)
-    with _imaps("dv-store12", ca_file) as client:
+    assert on_disk.serial_number != before.serial_number
+    with _imaps("mg-store12", ca_file) as client:
         served = x509.load_der_x509_certificate(client.sock.getpeercert(binary_form=True))
         client.logout()
     assert served.serial_number == on_disk.serial_number
 
 
-def test_plaintext_password_fails_before_any_change(tmp_path):
-    host = _host("dv-store13")
-    before = host.check_output("sha256sum /etc/dovecot/users /etc/dovecot/dovecot.conf")
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"dovecot_users": [
-        {"name": "alice@example.test", "password_hash": "{SHA512-CRYPT}$6$abc$def"},
-        {"name": "mallory@example.test", "password_hash": "Hunter2-plaintext"},
-    ]}))
-    run = subprocess.run(
-        ["ansible-playbook", "-i", INVENTORY, "-e", "@%s" % bad,
-         os.path.join(SCENARIO_DIR, "plaintext_password.yml")],
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    output = run.stdout + run.stderr
-    assert run.returncode != 0, output
-    assert "Refuse plaintext passwords in dovecot_users" in output, output
-    assert "mallory@example.test" in output and "dovecot_users" in output, output
-    assert "Hunter2-plaintext" not in output
-    assert "changed=0" in output, output
-    assert host.check_output("sha256sum /etc/dovecot/users /etc/dovecot/dovecot.conf") == before
-
-
 def test_direct_imaps_without_named_addresses_fails_before_any_change(tmp_path):
     """dovecot_imaps on with no address in dovecot_listen, and a failure delay out of
     range: refused in one message naming both variables, nothing changed."""
-    host = _host("dv-store13")
+    host = _host("mg-store13")
     before = host.check_output("sha256sum /etc/dovecot/users /etc/dovecot/dovecot.conf")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"dovecot_imaps": True, "dovecot_listen": [], "dovecot_auth_failure_delay": 0}))
-    run = subprocess.run(
-        ["ansible-playbook", "-i", INVENTORY, "-e", "@%s" % bad, os.path.join(SCENARIO_DIR, "plaintext_password.yml")],
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    output = run.stdout + run.stderr
-    assert run.returncode != 0, output
+    returncode, output = _converge("mg-store13", "-e", "@%s" % bad)
+    assert returncode != 0, output
     assert "dovecot_imaps is on but dovecot_listen is empty" in output, output
     assert "dovecot_auth_failure_delay must be a whole number of seconds from 1 to 15 (it is 0)" in output, output
     assert "changed=0" in output, output
@@ -306,23 +298,15 @@ def test_direct_imaps_without_named_addresses_fails_before_any_change(tmp_path):
 def test_a_rerun_puts_back_what_drifted_and_then_skips_the_tasks():
     """One comparison per store (host_state) decides whether the account, configure and
     service tasks run at all."""
-    host = _host("dv-store12")
+    host = _host("mg-store12")
     assert host.run("chmod 0644 /etc/dovecot/users && usermod -s /bin/sh vmail").rc == 0
 
-    def converge():
-        run = subprocess.run(
-            ["ansible-playbook", "-i", INVENTORY, "--limit", "dv-store12",
-             os.path.join(SCENARIO_DIR, "converge.yml")],
-            capture_output=True, text=True, timeout=600, check=False,
-        )
-        return run.returncode, run.stdout + run.stderr
-
-    returncode, output = converge()
+    returncode, output = _converge("mg-store12")
     assert returncode == 0, output[-3000:]
     assert "changed=2 " in output, output[-1500:]
     assert host.file("/etc/dovecot/users").mode == 0o640
     assert host.user("vmail").shell == "/usr/sbin/nologin"
-    returncode, output = converge()
+    returncode, output = _converge("mg-store12")
     assert returncode == 0, output[-3000:]
     assert "changed=0 " in output, output[-1500:]
     # Nothing differs: the tasks that would each check one thing are not even listed.
@@ -331,9 +315,12 @@ def test_a_rerun_puts_back_what_drifted_and_then_skips_the_tasks():
 
 
 def test_the_renewal_agent_can_be_turned_off_per_host():
-    """side_effect applied the role to dv-store13 with vault_cert_agent_enabled: false: no
-    timer, no units, no entry; dv-store12 keeps its agent. Applied again, nothing changes."""
-    off, on = _host("dv-store13"), _host("dv-store12")
+    """The role applied to mg-store13 with vault_cert_agent_enabled: false: its timer
+    stops, its units and entry go, the certificate stays (kept by the runs); mg-store12
+    keeps its agent. Applied again, nothing changes."""
+    off, on = _host("mg-store13"), _host("mg-store12")
+    returncode, output = _converge("mg-store13", "-e", "vault_cert_agent_enabled=false")
+    assert returncode == 0, output[-3000:]
     for path in ("/etc/systemd/system/mailmesh-cert-renew.timer", "/etc/systemd/system/mailmesh-cert-renew.service",
                  "/etc/systemd/system/mailmesh-cert-renew.service.d/dovecot.conf",
                  "/etc/mailmesh/cert-renew.d/dovecot.json"):
@@ -343,13 +330,8 @@ def test_the_renewal_agent_can_be_turned_off_per_host():
     timer = on.service("mailmesh-cert-renew.timer")
     assert timer.is_enabled and timer.is_running
     assert on.file("/etc/mailmesh/cert-renew.d/dovecot.json").exists
-    run = subprocess.run(
-        ["ansible-playbook", "-i", INVENTORY, "--limit", "dv-store13", "-e", "vault_cert_agent_enabled=false",
-         os.path.join(SCENARIO_DIR, "converge.yml")],
-        capture_output=True, text=True, timeout=600, check=False,
-    )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output[-3000:]
+    returncode, output = _converge("mg-store13", "-e", "vault_cert_agent_enabled=false")
+    assert returncode == 0, output[-3000:]
     assert "changed=0 " in output, output[-3000:]
 
 
@@ -357,16 +339,11 @@ def test_without_direct_imaps_the_certificate_goes_and_dovecot_has_no_tls():
     """dovecot_imaps off on a store that had it: the IMAPS listener closes, Dovecot runs
     without TLS, and its certificate and renewal entry are removed; the gateways' path
     (PROXY listener) and loopback keep working. Applied again, nothing changes."""
-    host = _host("dv-store13")
+    host = _host("mg-store13")
     assert host.file("/etc/mailmesh/tls/dovecot").exists
 
     def converge():
-        run = subprocess.run(
-            ["ansible-playbook", "-i", INVENTORY, "--limit", "dv-store13", "-e", "vault_cert_agent_enabled=false",
-             "-e", "dovecot_imaps=false", os.path.join(SCENARIO_DIR, "converge.yml")],
-            capture_output=True, text=True, timeout=600, check=False,
-        )
-        return run.returncode, run.stdout + run.stderr
+        return _converge("mg-store13", "-e", "vault_cert_agent_enabled=false", "-e", "dovecot_imaps=false")
 
     returncode, output = converge()
     assert returncode == 0, output[-3000:]
@@ -376,14 +353,14 @@ def test_without_direct_imaps_the_certificate_goes_and_dovecot_has_no_tls():
     assert "ssl = no" in host.check_output("doveconf -n")
     with socket.socket() as sock:
         sock.settimeout(5)
-        assert sock.connect_ex((_ip("dv-store13"), 993)) != 0, "993 still answers"
+        assert sock.connect_ex((_ip("mg-store13"), 993)) != 0, "993 still answers"
     script = (
         "import imaplib; c = imaplib.IMAP4('127.0.0.1', 143); "
         "print(c.login(%r, %r)[0]); c.logout()" % (USER, PASSWORD)
     )
     assert host.check_output("python3 -c %s", script) == "OK"
-    header = "PROXY TCP4 203.0.113.13 %s 50123 143" % _ip("dv-gw1")
-    result = _probe("dv-gw1", "dv-store13", header)
+    header = "PROXY TCP4 203.0.113.13 %s 50123 143" % _ip(GATEWAY)
+    result = _probe(GATEWAY, "mg-store13", header)
     assert result["login"].startswith("a1 OK"), result
     returncode, output = converge()
     assert returncode == 0, output[-3000:]
@@ -404,7 +381,7 @@ def test_dovecot_runs_under_the_system_call_filter(store):
 def test_dovecot_comes_back_after_kills_and_a_clean_exit():
     """On the Dovecot 2.4 store only: the unit (Restart=always, no start limit, the
     restart count) is the same template on both; the filter is tried on both above."""
-    host = mesh_checks.host("dv-store13")
+    host = mesh_checks.host("mg-store13")
     unit_checks.check_comes_back(host, "dovecot", lambda: _journal(host))
     # and it serves: LOGIN on loopback works again
     script = (
