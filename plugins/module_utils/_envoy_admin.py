@@ -70,7 +70,9 @@ def wait(address, timeout, require_certificates, clock=time.monotonic, sleep=tim
     """(result, problem): problem is None when Envoy is ready (and serves a chain)."""
     deadline = clock() + timeout
     result = dict(state="", certificate_chains=0)
+    asked = 0
     while True:
+        asked += 1
         left = max(deadline - clock(), 0.1)
         status, body = get(address, "/ready", min(left, 5))
         result["state"] = body.strip() if status is not None else ""
@@ -88,5 +90,5 @@ def wait(address, timeout, require_certificates, clock=time.monotonic, sleep=tim
         else:
             problem = "Envoy at %s is not ready: /ready answered %s %s" % (address, status, body.strip())
         if clock() + DELAY > deadline:
-            return result, problem + "; waited %s s" % timeout
+            return result, problem + ("; waited %s s" % timeout if asked > 1 else "; asked once")
         sleep(DELAY)
