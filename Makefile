@@ -119,20 +119,39 @@ else
 	@bash tests/harness/controller.sh molecule test -s $(SCENARIO)
 endif
 
-# Phases one after another with their time, then ONE pytest run whose summary ends the
-# output. venv/docker/images stop at the first failure; lint, sanity and newest failures are
-# reported before pytest runs, and make test then exits non-zero after it.
+# venv, docker and images one after another (each stops the run at its failure); then
+# lint, sanity and newest at once: each alone keeps about one of the two cores busy
+# (docs/development.md, "CI time"). Their output goes to .build/log/test-<phase>.log and
+# is printed whole when all three are done, in that order, with each one's time; a
+# failure is reported there and make test exits non-zero after pytest. Then ONE pytest
+# run, whose summary ends the output.
+CHECK_PHASES := lint sanity newest
+
 test:
 	@failed=""; \
-	for phase in venv docker images lint sanity newest; do \
+	for phase in venv docker images; do \
 	  start=$$(date +%s); \
 	  if $(MAKE) --no-print-directory $$phase; then \
 	    echo "==> $$phase: done in $$(( $$(date +%s) - start ))s"; \
 	  else \
-	    echo "==> $$phase: FAILED after $$(( $$(date +%s) - start ))s"; \
-	    case $$phase in lint|sanity|newest) failed="$$failed $$phase" ;; *) exit 1 ;; esac; \
+	    echo "==> $$phase: FAILED after $$(( $$(date +%s) - start ))s"; exit 1; \
 	  fi; \
 	done; \
+	logs=$(BUILD)/log; mkdir -p "$$logs"; rm -f "$$logs"/test-*.rc; started=$$(date +%s); \
+	echo "==> $(CHECK_PHASES): at once (output: $$logs/test-<phase>.log, shown when all are done)"; \
+	for phase in $(CHECK_PHASES); do \
+	  ( start=$$(date +%s); \
+	    if $(MAKE) --no-print-directory $$phase > "$$logs/test-$$phase.log" 2>&1; then rc=0; else rc=1; fi; \
+	    echo "$$rc $$(( $$(date +%s) - start ))" > "$$logs/test-$$phase.rc" ) & \
+	done; \
+	wait; \
+	for phase in $(CHECK_PHASES); do \
+	  cat "$$logs/test-$$phase.log"; \
+	  read -r rc seconds < "$$logs/test-$$phase.rc" || { rc=1; seconds="?"; }; \
+	  if [ "$$rc" = 0 ]; then echo "==> $$phase: done in $${seconds}s"; \
+	  else echo "==> $$phase: FAILED after $${seconds}s"; failed="$$failed $$phase"; fi; \
+	done; \
+	echo "==> $(CHECK_PHASES): done in $$(( $$(date +%s) - started ))s"; \
 	if [ -n "$$failed" ]; then echo "==> failed phases:$$failed (make test exits non-zero after pytest)"; fi; \
 	echo "==> pytest: $(PYTEST_PATHS)"; \
 	pytest --durations=15 $(PYTEST_ARGS) $(PYTEST_PATHS) || exit $$?; \

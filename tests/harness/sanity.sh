@@ -45,7 +45,13 @@ pip_version="$(sed -n "s/^ *pip='\([0-9.]*\)',.*/\1/p" \
 if [ -n "${pip_version}" ]; then
   cache="${HOME}/.ansible/test/cache"
   mkdir -p "${cache}"
-  install -m 0644 "${repo_root}/tests/harness/get_pip_offline.py" "${cache}/get_pip_${pip_version//./_}.py"
+  # Written only when it differs, and by a rename: make test runs this script for two
+  # ansible-core releases at once (make sanity, make newest), with the same cache.
+  get_pip="${cache}/get_pip_${pip_version//./_}.py"
+  if ! cmp -s "${repo_root}/tests/harness/get_pip_offline.py" "${get_pip}"; then
+    install -m 0644 "${repo_root}/tests/harness/get_pip_offline.py" "${get_pip}.$$"
+    mv -f "${get_pip}.$$" "${get_pip}"
+  fi
   # A Python without ensurepip: the stand-in installs pip from this wheel.
   if [ -n "${MAILMESH_PIP_WHEEL:-}" ]; then
     rm -f "${cache}"/pip-*.whl

@@ -1,14 +1,16 @@
-"""Background scenarios run beside the others, one after another.
+"""Background scenarios run beside the others, on two lanes.
 
 Most of e2e's time is waiting (the renewal soak, health checks, a device offline until
-its certificate expired), so ``make test`` starts the background scenarios as soon as
-pytest has collected a test that waits for them: one lane, in the order
-test_scenarios.BACKGROUND_SCENARIOS names them (e2e first), each ``molecule test -s
-<scenario>`` after the one before has ended. Meanwhile the other tests (unit,
-integration, the other scenarios one after another) run in the foreground. Each
-scenario's output goes to ``.build/molecule-logs/<scenario>.log``; its waiting test,
-moved to the end of the run, prints the summary, and the log's tail when the scenario
-failed. ``MOLECULE_BACKGROUND=0`` runs them in turn with the others instead.
+its certificate expired), so ``make test`` starts the lane "first" as soon as pytest has
+collected the tests that wait for its scenarios; the lane "late" starts when the
+foreground reaches a test of this directory (its own scenarios), or when a test waits
+for one of its scenarios. On a lane each ``molecule test -s <scenario>`` starts after the
+one before has ended, in the order of test_scenarios.BACKGROUND_LANES, which also says
+which lane a waiting test's scenario is on (its parameter ``lane``). Meanwhile the other
+tests (unit, integration, the other scenarios one after another) run in the foreground.
+Each scenario's output goes to ``.build/molecule-logs/<scenario>.log``; its waiting
+test, moved to the end of the run, prints the summary, and the log's tail when the
+scenario failed. ``MOLECULE_BACKGROUND=0`` runs them in turn with the others instead.
 
 The scenarios use their own container names and networks (``e2e-*``, ``e2e-mailmesh``,
 ``vc-*``...), so they do not meet; the Docker harness raises the host's inotify
@@ -52,10 +54,16 @@ class BackgroundRun:
         self.done = threading.Event()
 
 
-# scenario -> BackgroundRun, in the lane's order; filled when the collection is done.
+# scenario -> BackgroundRun, in the lanes' order; filled as the lanes start.
 RUNNING: dict[str, BackgroundRun] = {}
-_LANE: list[threading.Thread] = []
+# lane -> its threads (each runs its scenarios after the threads before it have ended).
+_LANES: dict[str, list[threading.Thread]] = {}
 _STOP = threading.Event()
+# The lane that starts when the foreground reaches this directory's tests.
+LATE_LANE = "late"
+# The waiting tests' scenarios of the late lane, in order; filled at the collection.
+_LATE: list[str] = []
+HERE = os.path.dirname(os.path.realpath(__file__))
 
 
 def molecule_command(*args: str) -> list[str]:
@@ -72,13 +80,13 @@ def molecule():
     return molecule_command
 
 
-def _waited_for(items):
-    """The background scenarios that a collected test waits for."""
+def _waited_for(items, lane):
+    """The background scenarios of this lane that a collected test waits for."""
     wanted = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         scenario = callspec.params.get("scenario") if callspec is not None else None
-        if item.originalname == WAITER and isinstance(scenario, str):
+        if item.originalname == WAITER and isinstance(scenario, str) and callspec.params.get("lane") == lane:
             if scenario not in wanted:
                 wanted.append(scenario)
     return wanted
@@ -94,19 +102,28 @@ def pytest_collection_modifyitems(session, config, items):
 def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
-    start(_waited_for(session.items))
+    lanes = {item.callspec.params.get("lane") for item in session.items if item.originalname == WAITER}
+    _LATE[:] = _waited_for(session.items, LATE_LANE)
+    for lane in sorted(lanes - {LATE_LANE, None}):
+        start(_waited_for(session.items, lane), lane)
+
+
+def pytest_runtest_setup(item):
+    """The late lane starts with the first test of this directory in the foreground."""
+    if _LATE and os.path.dirname(os.path.realpath(str(item.path))) == HERE and item.originalname != WAITER:
+        start(_LATE, LATE_LANE)
 
 
 @pytest.fixture
 def background_run(request):
     """The BackgroundRun of the scenario the waiting test is for."""
-    scenario = request.node.callspec.params["scenario"]
-    start([scenario])
-    return RUNNING[scenario]
+    params = request.node.callspec.params
+    start([params["scenario"]], params["lane"])
+    return RUNNING[params["scenario"]]
 
 
-def start(scenarios) -> None:
-    """Queue these scenarios on the lane (those not queued yet), and start the lane."""
+def start(scenarios, lane) -> None:
+    """Queue these scenarios on the lane (those not queued yet), and start them."""
     new = [scenario for scenario in scenarios if scenario not in RUNNING]
     if not new:
         return
@@ -114,11 +131,12 @@ def start(scenarios) -> None:
     runs = [BackgroundRun(scenario) for scenario in new]
     for run in runs:
         RUNNING[run.scenario] = run
-    thread = threading.Thread(target=_lane, args=(runs, list(_LANE)), name="molecule-background", daemon=True)
-    _LANE.append(thread)
+    threads = _LANES.setdefault(lane, [])
+    thread = threading.Thread(target=_lane, args=(runs, list(threads)), name="molecule-" + lane, daemon=True)
+    threads.append(thread)
     thread.start()
-    print("\n==> molecule: in the background, one after another: %s (logs: %s)"
-          % (", ".join("molecule test -s " + run.scenario for run in runs), LOG_DIR), flush=True)
+    print("\n==> molecule: in the background (lane %s), one after another: %s (logs: %s)"
+          % (lane, ", ".join("molecule test -s " + run.scenario for run in runs), LOG_DIR), flush=True)
 
 
 def _lane(runs, before) -> None:

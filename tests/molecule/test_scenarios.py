@@ -3,9 +3,9 @@
 Molecule's output is streamed to the terminal while it runs (not captured), so a
 failing converge, idempotence or verify step can be read in place. A scenario that has
 its own wrapper, tests/molecule/test_<scenario>.py (to search the output, run extra
-steps...), is left to that wrapper and not run twice. The background scenarios (e2e,
-then vault_cluster) run one after another beside the others from the start of the
-session (conftest.py); their tests wait for them at the end and show their logs.
+steps...), is left to that wrapper and not run twice. The background scenarios run on
+two lanes beside the others (BACKGROUND_LANES, conftest.py); their tests wait for them
+at the end and show their logs.
 """
 
 from __future__ import annotations
@@ -37,17 +37,22 @@ def has_own_wrapper(scenario: str) -> bool:
 
 
 SCENARIOS = discover_scenarios()
-# Run in the background from the start of the session (conftest.py), one after another
-# in this order, unless MOLECULE_BACKGROUND=0. e2e first: it waits most (the renewal
-# soak, a device offline until its certificate expired), so the foreground's scenarios
-# use the CPU meanwhile; vault_cluster after it, so that the two lanes end about
-# together (docs/development.md, "CI time"). A background scenario needs a network and
-# container names of its own (it runs beside whichever foreground scenario is running)
-# and no wrapper of its own in tests/molecule/.
-BACKGROUND_SCENARIOS = ("e2e", "vault_cluster")
-BACKGROUND = [name for name in BACKGROUND_SCENARIOS
+# Run in the background, beside the foreground tests, unless MOLECULE_BACKGROUND=0; two
+# lanes, each one scenario after another in the order given (tests/molecule/conftest.py):
+# - "first" starts as soon as the collection is done: e2e, which waits most (the renewal
+#   soak, a device offline until its certificate expired) while the unit and integration
+#   tests and the foreground's scenarios use the CPU;
+# - "late" starts when the foreground reaches its own scenarios (tests/molecule): from
+#   then on the foreground's arm64 device under emulation and e2e's waits leave a core
+#   partly idle, and without this lane the foreground ran on alone for ten minutes at
+#   the end (docs/development.md, "CI time").
+# A background scenario needs a network and container names of its own (it runs beside
+# whichever others are running) and no wrapper of its own in tests/molecule/.
+BACKGROUND_LANES = (("first", ("e2e",)), ("late", ("mail_gateway", "vault_cluster")))
+BACKGROUND = [(name, lane) for lane, names in BACKGROUND_LANES for name in names
               if name in SCENARIOS and os.environ.get("MOLECULE_BACKGROUND", "1") != "0"]
-GENERIC_SCENARIOS = [name for name in SCENARIOS if not has_own_wrapper(name) and name not in BACKGROUND]
+GENERIC_SCENARIOS = [name for name in SCENARIOS
+                     if not has_own_wrapper(name) and name not in {scenario for scenario, _lane in BACKGROUND}]
 # Of a background scenario's log: the lines shown when it passed, and when it failed.
 SUMMARY_LINES = 60
 FAILURE_LINES = 500
@@ -75,9 +80,9 @@ def test_molecule_scenario(scenario, molecule, capfd):
     assert proc.returncode == 0, f"molecule test -s {scenario} exited {proc.returncode}"
 
 
-@pytest.mark.parametrize("scenario", BACKGROUND)
-def test_molecule_scenario_in_background(scenario, background_run, capfd):
-    """Waits for the scenario that conftest.py queued when the collection was done."""
+@pytest.mark.parametrize("scenario,lane", BACKGROUND)
+def test_molecule_scenario_in_background(scenario, lane, background_run, capfd):
+    """Waits for the scenario that conftest.py queued on its lane."""
     run = background_run
     while not run.done.wait(timeout=5):
         if run.started is not None and time.monotonic() - run.started > TIMEOUT:
@@ -89,8 +94,8 @@ def test_molecule_scenario_in_background(scenario, background_run, capfd):
         lines = handle.read().splitlines()
     shown = lines[-(SUMMARY_LINES if run.rc == 0 else FAILURE_LINES):]
     with capfd.disabled():
-        print("\n==> molecule: molecule test -s %s ran in the background for %.0fs, exit %d; the end of %s:\n%s"
-              % (scenario, run.ended - run.started, run.rc, run.log_path, "\n".join(shown)), flush=True)
+        print("\n==> molecule: molecule test -s %s ran in the background (lane %s) for %.0fs, exit %d; the end of %s:\n%s"
+              % (scenario, lane, run.ended - run.started, run.rc, run.log_path, "\n".join(shown)), flush=True)
     # The verifier's own summary lines (FAILED/ERROR test ids), so the failure's
     # one-line form already names the failing tests, not only the exit code.
     failed = [line.strip() for line in lines if line.lstrip().startswith(("FAILED ", "ERROR "))]
