@@ -109,9 +109,12 @@ def pytest_collection_finish(session):
 
 
 def pytest_runtest_setup(item):
-    """The late lane starts with the first test of this directory in the foreground."""
+    """The late lane starts with the first test of this directory in the foreground (its
+    announcement not captured as the test's own output)."""
     if _LATE and os.path.dirname(os.path.realpath(str(item.path))) == HERE and item.originalname != WAITER:
-        start(_LATE, LATE_LANE)
+        capture = item.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            start(_LATE, LATE_LANE)
 
 
 @pytest.fixture
