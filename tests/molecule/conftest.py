@@ -61,9 +61,8 @@ _LANES: dict[str, list[threading.Thread]] = {}
 _STOP = threading.Event()
 # The lane that starts when the foreground reaches this directory's tests.
 LATE_LANE = "late"
-# The waiting tests' scenarios of the late lane, in order; filled at the collection.
+# The waiting tests' scenarios of the late lane, in order, until it starts.
 _LATE: list[str] = []
-HERE = os.path.dirname(os.path.realpath(__file__))
 
 
 def molecule_command(*args: str) -> list[str]:
@@ -80,16 +79,18 @@ def molecule():
     return molecule_command
 
 
-def _waited_for(items, lane):
-    """The background scenarios of this lane that a collected test waits for."""
-    wanted = []
+def _waited_for(items):
+    """lane -> the background scenarios on it that collected tests wait for, in order."""
+    lanes: dict[str, list[str]] = {}
     for item in items:
         callspec = getattr(item, "callspec", None)
-        scenario = callspec.params.get("scenario") if callspec is not None else None
-        if item.originalname == WAITER and isinstance(scenario, str) and callspec.params.get("lane") == lane:
-            if scenario not in wanted:
-                wanted.append(scenario)
-    return wanted
+        if item.originalname != WAITER or callspec is None:
+            continue
+        scenario = callspec.params.get("scenario")
+        wanted = lanes.setdefault(callspec.params.get("lane"), [])
+        if isinstance(scenario, str) and scenario not in wanted:
+            wanted.append(scenario)
+    return lanes
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -102,19 +103,21 @@ def pytest_collection_modifyitems(session, config, items):
 def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
-    lanes = {item.callspec.params.get("lane") for item in session.items if item.originalname == WAITER}
-    _LATE[:] = _waited_for(session.items, LATE_LANE)
-    for lane in sorted(lanes - {LATE_LANE, None}):
-        start(_waited_for(session.items, lane), lane)
+    lanes = _waited_for(session.items)
+    _LATE[:] = lanes.pop(LATE_LANE, [])
+    for lane, scenarios in lanes.items():
+        start(scenarios, lane)
 
 
 def pytest_runtest_setup(item):
-    """The late lane starts with the first test of this directory in the foreground (its
-    announcement not captured as the test's own output)."""
-    if _LATE and os.path.dirname(os.path.realpath(str(item.path))) == HERE and item.originalname != WAITER:
+    """The late lane starts with the first test of this directory (pytest calls this
+    conftest's hook for those only) that is not a waiting one; its announcement is not
+    captured as that test's own output."""
+    if _LATE and item.originalname != WAITER:
         capture = item.config.pluginmanager.getplugin("capturemanager")
         with capture.global_and_fixture_disabled():
             start(_LATE, LATE_LANE)
+        _LATE.clear()
 
 
 @pytest.fixture
