@@ -38,23 +38,13 @@ def _host(name):
     return testinfra.get_host("ansible://" + name, ansible_inventory=INVENTORY)
 
 
-def _ip(container):
-    out = subprocess.run(
-        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", container],
-        check=True, capture_output=True, text=True, timeout=30,
-    ).stdout
-    return out.split()[0]
-
-
 def _journal(host):
     return host.run("journalctl -u dovecot --no-pager -n 60").stdout
 
 
 @pytest.fixture(scope="module")
 def ca_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    path.write_text(_host("mg-store12").file("/etc/mailmesh/vault/ca.pem").content_string)
-    return str(path)
+    return mesh_checks.vault_ca_file(_host("mg-store12"), tmp_path_factory)
 
 
 def _imaps(store, ca_file):
@@ -63,7 +53,7 @@ def _imaps(store, ca_file):
 
     class Client(imaplib.IMAP4_SSL):
         def _create_socket(self, timeout):
-            sock = socket.create_connection((_ip(store), 993), timeout)
+            sock = socket.create_connection((mesh_checks.ip(store), 993), timeout)
             return context.wrap_socket(sock, server_hostname=store)
 
     return Client(store, 993, timeout=10)
@@ -167,7 +157,7 @@ def test_prometheus_scrapes_dovecots_own_figures(store, ca_file):
 def test_plain_imap_is_loopback_only(store):
     with socket.socket() as sock:
         sock.settimeout(5)
-        assert sock.connect_ex((_ip(store), 143)) != 0, "143 answers on the network"
+        assert sock.connect_ex((mesh_checks.ip(store), 143)) != 0, "143 answers on the network"
     # On loopback (the later Envoy ingress) LOGIN works without TLS.
     script = (
         "import imaplib; c = imaplib.IMAP4('127.0.0.1', 143); "
@@ -179,7 +169,7 @@ def test_plain_imap_is_loopback_only(store):
 @pytest.mark.parametrize("store", sorted(STORES))
 def test_proxy_header_from_gateway_gives_client_address(store):
     client_ip = "203.0.113.%d" % (12 if store == "mg-store12" else 13)
-    header = "PROXY TCP4 %s %s 50123 143" % (client_ip, _ip(GATEWAY))
+    header = "PROXY TCP4 %s %s 50123 143" % (client_ip, mesh_checks.ip(GATEWAY))
     result = _probe(GATEWAY, store, header)
     assert result["greeting"].startswith("* OK"), result
     assert "LOGINDISABLED" not in result["greeting"], result
@@ -191,7 +181,7 @@ def test_proxy_header_from_gateway_gives_client_address(store):
 
 @pytest.mark.parametrize("store", sorted(STORES))
 def test_proxy_header_from_other_host_rejected(store):
-    header = "PROXY TCP4 203.0.113.99 %s 50123 143" % _ip(GATEWAY)
+    header = "PROXY TCP4 203.0.113.99 %s 50123 143" % mesh_checks.ip(GATEWAY)
     result = _probe(VAULT, store, header)
     assert not result["login"].startswith("a1 OK"), result
     assert not result["greeting"].startswith("* OK"), result
@@ -205,12 +195,12 @@ def test_failed_logins_wait_and_the_penalty_grows_per_client_address(store):
     (the PROXY header's, the real client behind a gateway) for 4 s more before it is
     even checked. Another client address is not held back and logs in."""
     client_ip = "198.51.100.%d" % (100 + (time.time_ns() // 1000) % 150)
-    header = "PROXY TCP4 %s %s 50123 143" % (client_ip, _ip(GATEWAY))
+    header = "PROXY TCP4 %s %s 50123 143" % (client_ip, mesh_checks.ip(GATEWAY))
     first, second = _probe(GATEWAY, store, header, password="not-the-password", count=2)
     assert first["login"].startswith("a1 NO") and second["login"].startswith("a1 NO"), (first, second)
     assert first["login_seconds"] >= 1.0, (first, second)
     assert second["login_seconds"] >= 5.0, (first, second)
-    other = "PROXY TCP4 203.0.113.%d %s 50123 143" % (12 if store == "mg-store12" else 13, _ip(GATEWAY))
+    other = "PROXY TCP4 203.0.113.%d %s 50123 143" % (12 if store == "mg-store12" else 13, mesh_checks.ip(GATEWAY))
     assert _probe(GATEWAY, store, other)["login"].startswith("a1 OK")
     assert "auth_failure_delay = 2 secs" in _host(store).file("/etc/dovecot/dovecot.conf").content_string
 
@@ -232,7 +222,7 @@ def test_direct_dovecot_accepts_the_largest_id_before_login(store, ca_file):
     """The reference for the gateway's test (mail_gateway): RFC 2971's largest ID before
     login is answered by Dovecot itself, and LOGIN follows in the same session."""
     context = ssl.create_default_context(cafile=ca_file)
-    with socket.create_connection((_ip(store), 993), 15) as raw:
+    with socket.create_connection((mesh_checks.ip(store), 993), 15) as raw:
         with context.wrap_socket(raw, server_hostname=store) as sock:
             result = mesh_checks.pre_login_id_then_login(sock, USER, PASSWORD)
     assert result["id"][-1].startswith("a1 OK"), result["id"]
@@ -247,7 +237,7 @@ def test_direct_imaps_passes_the_tls_scan(store):
     and session resumption under both versions on both generations: with one login
     process, as here (with several, a session resumes only on the process that made it;
     docs/architecture.md, "TLS, port by port")."""
-    result = tls_scan.scan(tls_scan.Target(_ip(store), 993, store))
+    result = tls_scan.scan(tls_scan.Target(mesh_checks.ip(store), 993, store))
     assert tls_scan.problems(result, resumption={"TLSv1.2": True, "TLSv1.3": True}) == [], result
     assert [subject for subject, _issuer in result["chain"]] == ["CN=%s" % store, "CN=mailmesh issuing CA"]
 
@@ -353,13 +343,13 @@ def test_without_direct_imaps_the_certificate_goes_and_dovecot_has_no_tls():
     assert "ssl = no" in host.check_output("doveconf -n")
     with socket.socket() as sock:
         sock.settimeout(5)
-        assert sock.connect_ex((_ip("mg-store13"), 993)) != 0, "993 still answers"
+        assert sock.connect_ex((mesh_checks.ip("mg-store13"), 993)) != 0, "993 still answers"
     script = (
         "import imaplib; c = imaplib.IMAP4('127.0.0.1', 143); "
         "print(c.login(%r, %r)[0]); c.logout()" % (USER, PASSWORD)
     )
     assert host.check_output("python3 -c %s", script) == "OK"
-    header = "PROXY TCP4 203.0.113.13 %s 50123 143" % _ip(GATEWAY)
+    header = "PROXY TCP4 203.0.113.13 %s 50123 143" % mesh_checks.ip(GATEWAY)
     result = _probe(GATEWAY, "mg-store13", header)
     assert result["login"].startswith("a1 OK"), result
     returncode, output = converge()
