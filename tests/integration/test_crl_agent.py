@@ -6,19 +6,33 @@ fails open (no CRL checked, an error line, the metric at 0) once Vault has been 
 longer than the CRL's lifetime; the next run that reaches Vault restores the check.
 
 The CRL's lifetime is Vault's own (config/crl expiry, 2 minutes here); the agent's clock
-is moved past it instead of waiting (the launcher of test_cert_renew_agent.py)."""
+is moved past it instead of waiting (the launcher of test_cert_renew_agent.py).
+
+The stores' ingress is also run as deployed: a real Envoy (test_envoy_config.py's
+mesh_ingress) reads the agent's SDS file, refuses a revoked gateway's next connection,
+and keeps serving every peer while the agent fails open."""
 
 from __future__ import annotations
 
 import json
 import re
+import socket
+import ssl
+import time
 
 import pytest
 from cryptography import x509
 
 from ansible_collections.mailmesh.imap.plugins.filter.vault import vault_cert_policy
-from ansible_collections.mailmesh.imap.tests.integration._support import Pki, api, approle, free_port
+from ansible_collections.mailmesh.imap.plugins.plugin_utils._envoy_bootstrap import build_sds_secret
+from ansible_collections.mailmesh.imap.tests.integration._support import Pki, api, approle, envoy_binary, free_port, until
 from ansible_collections.mailmesh.imap.tests.integration.test_cert_renew_agent import ALT, CN, IPS, Agent, _no_secret
+from ansible_collections.mailmesh.imap.tests.integration.test_envoy_config import (
+    PROXY_HEADER,
+    Backend,
+    EnvoyProcess,
+    make_spec,
+)
 
 
 @pytest.fixture
@@ -216,3 +230,173 @@ def api_crl(pki):
 
 def agent_url(agent):
     return json.loads(agent.approle_file.read_text())["url"]
+
+
+# --- the stores' ingress: a real Envoy with the agent's SDS file ---------------------
+
+PEERS = ("gwa.example.org", "gwb.example.org")
+
+
+def _issue_peer(pki, directory, name):
+    """A certificate of Vault's PKI for name (as a gateway's egress holds one): the
+    client's TLS context with it (one per peer: a TLS session resumes only in the context
+    it came from), and its serial (colon hex, as Vault names it)."""
+    data = api(pki.client, "post", "%s/issue/%s" % (pki.mount, pki.role), common_name=name, ttl="1h")["data"]
+    files = {"cert": directory / ("%s.pem" % name), "key": directory / ("%s-key.pem" % name)}
+    files["cert"].write_text(data["certificate"] + "\n")
+    files["key"].write_text(data["private_key"] + "\n")
+    context = ssl.create_default_context(cadata=pki.ca_pem)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(str(files["cert"]), str(files["key"]))
+    return context, data["serial_number"]
+
+
+class _Peer:
+    """A TLS connection to the ingress with a peer's certificate, as the gateway's egress
+    opens one: the PROXY header first, then the store's greeting (or the refusal)."""
+
+    def __init__(self, port, context, session=None):
+        self.tls = None
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            self.tls = context.wrap_socket(raw, server_hostname=CN, session=session)
+        finally:
+            if self.tls is None:
+                raw.close()
+
+    def greeting(self):
+        """The store's greeting through Envoy, or what ended the connection instead."""
+        try:
+            self.tls.sendall(PROXY_HEADER)
+            received = b""
+            while b"\r\n" not in received:
+                chunk = self.tls.recv(4096)
+                if not chunk:
+                    return received.decode(errors="replace") + " (connection closed)"
+                received += chunk
+            return received.decode(errors="replace")
+        except (OSError, ssl.SSLError) as exc:
+            return "refused: %r" % (exc,)
+
+    def close(self):
+        self.tls.close()
+
+
+def _new_session(port, context, session=None, resumed=None):
+    """The greeting of a new connection (one that resumes `session` if given); the TLS
+    session it leaves and whether it was resumed go into the dict `resumed` if given."""
+    try:
+        peer = _Peer(port, context, session)
+    except (OSError, ssl.SSLError) as exc:
+        return "refused at the handshake: %r" % (exc,)
+    try:
+        answer = peer.greeting()
+        if resumed is not None:
+            resumed.update(session=peer.tls.session, reused=peer.tls.session_reused)
+        return answer
+    finally:
+        peer.close()
+
+
+def _verify_errors(envoy_process):
+    text = envoy_process.get("/stats?filter=ssl.fail_verify_error$")[1]
+    return sum(int(line.rsplit(":", 1)[1]) for line in text.splitlines()
+               if line.startswith("listener.") and ":" in line)
+
+
+def test_envoy_ingress_refuses_a_revoked_peer_and_fails_open(crl_setup, tmp_path):
+    """The stores' ingress as deployed: a real Envoy (profile mesh_ingress) whose
+    validation context is the agent's SDS file (validation.json) and whose certificate
+    is the agent's. A revoked peer (a gateway's egress) is refused on its next new
+    connection once `--crl-only` ran (what revoke_host.yml runs), without a restart; the
+    other peer goes on; the revoked peer's open session lives on (TLS checked it at the
+    handshake, documented in docs/operations.md). Vault down longer than the CRL lives:
+    the agent fails open and the ingress keeps serving every peer; Vault back, the check
+    and the refusal are back."""
+    agent, pki, _secret_id = crl_setup
+    setting = _register(agent, pki, "envoy")
+    done = agent.run()
+    assert done.returncode == 0, done.stdout + done.stderr
+    peers_dir = tmp_path / "peers"
+    peers_dir.mkdir()
+    peers = {name: _issue_peer(pki, peers_dir, name) for name in PEERS}
+    revoked, other = PEERS
+
+    sds_dir = tmp_path / "sds"
+    sds_dir.mkdir()
+    (sds_dir / "cert.yaml").write_text(json.dumps(build_sds_secret(
+        "cert", {"fullchain": str(agent.files["fullchain"]), "key": str(agent.files["key"])})))
+    tls = {"cert_sds_path": str(sds_dir / "cert.yaml"), "ca_sds_path": str(setting), "min_version": "TLSv1_3"}
+    backend = Backend()
+    envoy_dir = tmp_path / "envoy"
+    envoy_dir.mkdir()
+    spec = make_spec("mesh_ingress", tls, admin_socket=str(envoy_dir / "admin.sock"),
+                     ingress={"backend_port": backend.port, "allowed_peers": list(PEERS)})
+    ingress = EnvoyProcess(str(envoy_binary()), envoy_dir, spec)
+    held = None
+    try:
+        ingress.wait_ready()
+        port = spec["ingress"]["listen_port"]
+        for name in PEERS:
+            assert _new_session(port, peers[name][0]).startswith("* OK"), name
+        # The egress resumes its TLS sessions at the ingress (docs/performance.md): one
+        # resumed before the revocation, kept to try again after it.
+        tls_session = {}
+        assert _new_session(port, peers[revoked][0], resumed=tls_session).startswith("* OK")
+        first = tls_session["session"]
+        assert _new_session(port, peers[revoked][0], first, tls_session).startswith("* OK")
+        assert tls_session["reused"], "the ingress did not resume the peer's TLS session"
+        held = _Peer(port, peers[revoked][0])
+        assert held.greeting().startswith("* OK")
+        assert _verify_errors(ingress) == 0
+
+        # Revoked in Vault, taken by --crl-only: refused on its next connection, no restart.
+        api(pki.client, "post", "%s/revoke" % pki.mount, serial_number=peers[revoked][1])
+        done = agent.run("--crl-only")
+        assert done.returncode == 0 and "svc: CRL updated from" in done.stdout, done.stdout
+        taken = time.monotonic()
+        refusal = until("the ingress refuses the revoked peer",
+                        lambda: _refused(_new_session(port, peers[revoked][0])), timeout=30)
+        print("ingress: the revoked peer was refused %.1f s after --crl-only ended (%s)"
+              % (time.monotonic() - taken, refusal))
+        assert _verify_errors(ingress) >= 1
+        # Nor can it resume its session of before: Envoy builds a new TLS context (with new
+        # session ticket keys) for the new validation context; a full handshake is refused.
+        again = {}
+        answer = _new_session(port, peers[revoked][0], first, again)
+        assert _refused(answer) and not again.get("reused"), (answer, again)
+        assert _new_session(port, peers[other][0]).startswith("* OK")
+        assert ingress.proc.poll() is None
+        held.tls.sendall(b"a1 NOOP\r\n")
+        assert backend.wait_data(4, len(PROXY_HEADER) + 9).endswith(b"a1 NOOP\r\n"), backend.snapshot()
+
+        # Vault down for longer than the CRL lives: fail-open, every peer is served.
+        approle_data = json.loads(agent.approle_file.read_text())
+        dead = "https://127.0.0.1:%d" % free_port()
+        agent.approle_file.write_text(json.dumps(dict(approle_data, url=dead, urls=[dead])))
+        done = agent.run("--crl-only", clock_offset=180)
+        assert done.returncode == 1 and "svc: FAIL-OPEN" in done.stdout, done.stdout
+        assert "crl" not in json.loads(setting.read_text())["resources"][0]["validation_context"]
+        until("the ingress, failing open, serves the peers again",
+              lambda: all(_new_session(port, peers[name][0]).startswith("* OK") for name in PEERS),
+              timeout=30)
+
+        # Vault back: the CRL and the refusal are back.
+        agent.approle_file.write_text(json.dumps(approle_data))
+        api(pki.client, "get", "%s/crl/rotate" % pki.mount)
+        done = agent.run("--crl-only")
+        assert done.returncode == 0, done.stdout
+        until("the ingress refuses the revoked peer again",
+              lambda: _refused(_new_session(port, peers[revoked][0])), timeout=30)
+        assert _new_session(port, peers[other][0]).startswith("* OK")
+        assert ingress.proc.poll() is None
+    finally:
+        if held is not None:
+            held.close()
+        ingress.stop()
+        backend.stop()
+
+
+def _refused(answer):
+    """The answer when the ingress refused the connection, else None."""
+    return answer if "* OK" not in answer and ("refused" in answer or "closed" in answer) else None
