@@ -165,6 +165,7 @@ def _own_content_exists(tarball, short):
         "roles/%s/meta/main.yml" % short in tarball.files
         or "plugins/modules/%s.py" % short in tarball.files
         or "plugins/filter/%s.yml" % short in tarball.files
+        or "plugins/lookup/%s.py" % short in tarball.files
         or short in (yaml.safe_load(tarball.texts["meta/runtime.yml"]).get("action_groups") or {})
     )
 
