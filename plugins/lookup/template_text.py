@@ -65,7 +65,8 @@ from ansible.template import trust_as_template
 
 def _ansible_managed(fullpath, term):
     """ansible_managed as ansible.builtin.template makes it from DEFAULT_MANAGED_STR: its
-    {host}, {uid} and {file} fields (deprecated) and strftime fields filled in."""
+    {host}, {uid} and {file} fields (deprecated) and strftime fields filled in, and
+    trusted as a template, so that Jinja in the setting is rendered as the builtin does."""
     managed = C.config.get_config_value("DEFAULT_MANAGED_STR")
     stat = os.stat(fullpath)
     if "{" in managed:
@@ -76,7 +77,7 @@ def _ansible_managed(fullpath, term):
         except KeyError:
             uid = str(stat.st_uid)
         managed = managed.format(host=os.uname()[1], uid=uid, file=term)
-    return time.strftime(managed, time.localtime(stat.st_mtime))
+    return trust_as_template(time.strftime(managed, time.localtime(stat.st_mtime)))
 
 
 class LookupModule(LookupBase):

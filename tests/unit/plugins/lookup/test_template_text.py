@@ -85,3 +85,18 @@ def test_the_variables_are_not_changed(template_dir):
 def test_a_missing_template_is_named(template_dir):
     with pytest.raises(AnsibleError, match="the template file etc/gone.j2 could not be found"):
         _render(TemplateText, _variables(template_dir), "etc/gone.j2")
+
+
+def test_ansible_managed_from_the_setting_as_the_builtin_makes_it(template_dir, monkeypatch):
+    """DEFAULT_MANAGED_STR with its (deprecated) format fields and strftime fields."""
+    from ansible import constants as C  # pylint: disable=import-outside-toplevel
+
+    real = C.config.get_config_value
+
+    def setting(name, *args, **kwargs):
+        return "Managed on {host} as {uid} from {file}, %Y" if name == "DEFAULT_MANAGED_STR" else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(C.config, "get_config_value", setting)
+    ours = _render(TemplateText, _variables(template_dir), "etc/unit.j2")
+    assert ours == _render(None, _variables(template_dir), "etc/unit.j2")
+    assert " from etc/unit.j2, 20" in ours[0].splitlines()[1]
