@@ -386,8 +386,10 @@ def test_envoy_ingress_refuses_a_revoked_peer_and_fails_open(crl_setup, tmp_path
         api(pki.client, "get", "%s/crl/rotate" % pki.mount)
         done = agent.run("--crl-only")
         assert done.returncode == 0, done.stdout
+        refused_before = _verify_errors(ingress)
         until("the ingress refuses the revoked peer again",
               lambda: _refused(_new_session(port, peers[revoked][0])), timeout=30)
+        assert _verify_errors(ingress) > refused_before
         assert _new_session(port, peers[other][0]).startswith("* OK")
         assert ingress.proc.poll() is None
     finally:
