@@ -444,13 +444,19 @@ def tls_client(pki, cert_name=None, server_name="store1"):
     return context, server_name
 
 
-def try_tls(port, context, server_name, payload, timeout=5):
-    """Connect, send payload, read; what the server did: 'answered', 'closed' or an error."""
+def try_tls(port, context, server_name, payload, timeout=5, session=None, resumed=None):
+    """Connect, send payload, read; what the server did: 'answered', 'closed' or an error.
+    With session, the handshake offers to resume it; the dict resumed, if given, gets
+    whether it was resumed and (if the server answered) the TLS session it leaves."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
         try:
-            with context.wrap_socket(raw, server_hostname=server_name) as conn:
+            with context.wrap_socket(raw, server_hostname=server_name, session=session) as conn:
+                if resumed is not None:  # known at the handshake, even if the server then refuses
+                    resumed["reused"] = conn.session_reused
                 conn.sendall(payload)
                 data = conn.recv(1024)
+                if resumed is not None:  # a TLS 1.3 ticket comes after the handshake
+                    resumed["session"] = conn.session
                 return "answered %r" % data if data else "closed"
         except ssl.SSLError as exc:
             return "tls error: %s" % exc.reason
