@@ -55,6 +55,7 @@ _raw:
 
 import collections
 import os
+import pwd
 import time
 
 from ansible import constants as C
@@ -67,16 +68,12 @@ def _ansible_managed(fullpath, term):
     """ansible_managed as ansible.builtin.template makes it from DEFAULT_MANAGED_STR: its
     {host}, {uid} and {file} fields (deprecated) and strftime fields filled in, and
     trusted as a template, so that Jinja in the setting is rendered as the builtin does."""
-    managed = C.config.get_config_value("DEFAULT_MANAGED_STR")
     stat = os.stat(fullpath)
-    if "{" in managed:
-        import pwd  # pylint: disable=import-outside-toplevel
-
-        try:
-            uid = pwd.getpwuid(stat.st_uid).pw_name
-        except KeyError:
-            uid = str(stat.st_uid)
-        managed = managed.format(host=os.uname()[1], uid=uid, file=term)
+    try:
+        uid = pwd.getpwuid(stat.st_uid).pw_name
+    except KeyError:
+        uid = str(stat.st_uid)
+    managed = C.config.get_config_value("DEFAULT_MANAGED_STR").format(host=os.uname()[1], uid=uid, file=term)
     return trust_as_template(time.strftime(managed, time.localtime(stat.st_mtime)))
 
 
