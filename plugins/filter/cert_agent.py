@@ -49,15 +49,15 @@ def _imported_module_utils(source, path):
     return names
 
 
-def cert_agent_files(collection_root, install_dir, for_copy=False):
+def cert_agent_files(collection_root, install_dir, with_text=False):
     """What the agent needs on a host, under install_dir.
 
     The program, every module_utils file it imports (followed through their own imports),
     and an empty ``__init__.py`` in each package directory (so that a copy of Ansible's
     own ``ansible_collections`` elsewhere on the host's path cannot shadow them). Each
     entry: path, sha256, owner, group, mode; directories with state: directory. With
-    for_copy, files carry src (a path on the controller) or content, and directories are
-    left out.
+    with_text, each file carries its text in place of its sha256 (what
+    ``mailmesh.imap.host_files`` writes; ``host_state_files`` turns it back).
     """
     root = str(collection_root)
     install_dir = str(install_dir).rstrip("/")
@@ -87,15 +87,15 @@ def cert_agent_files(collection_root, install_dir, for_copy=False):
     files += [("%s/%s.py" % (package_dir, name), sources[name], None) for name in sorted(sources)]
     for dest, src, content in files:
         data = content if content is not None else _read(src)
-        entry = dict(system, path=dest, sha256=hashlib.sha256(data).hexdigest(), mode="0644")
-        if for_copy:
-            if src is not None:
-                entry["src"] = src
-            else:
-                entry["content"] = data.decode("utf-8")
+        entry = dict(system, path=dest, mode="0644")
+        if with_text:
+            try:
+                entry["text"] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise AnsibleFilterError("cert_agent_files: %s is not UTF-8 text" % src)
+        else:
+            entry["sha256"] = hashlib.sha256(data).hexdigest()
         entries.append(entry)
-    if for_copy:
-        return [entry for entry in entries if entry.get("state") != "directory"]
     return entries
 
 

@@ -64,11 +64,12 @@ class Agent:
     def __init__(self, tmp_path: pathlib.Path):
         self.root = tmp_path
         self.install = tmp_path / "install"
-        for entry in cert_agent_files(str(ROOT), str(self.install), for_copy=True):
+        for entry in cert_agent_files(str(ROOT), str(self.install), with_text=True):
             dest = pathlib.Path(entry["path"])
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(pathlib.Path(entry["src"]).read_bytes() if "src" in entry
-                             else entry["content"].encode())
+            if entry.get("state") == "directory":
+                dest.mkdir(parents=True, exist_ok=True)
+            else:
+                dest.write_text(entry["text"], encoding="utf-8")
         self.program = self.install / "mailmesh-cert-renew.py"
         self.config_dir = tmp_path / "cert-renew.d"
         self.state_dir = tmp_path / "state"

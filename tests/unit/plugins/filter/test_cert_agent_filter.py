@@ -9,6 +9,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.mailmesh.imap.plugins.filter.cert_agent import cert_agent_files
+from ansible_collections.mailmesh.imap.plugins.filter.state_files import host_state_files
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 INSTALL = "/usr/local/lib/mailmesh/cert-renew"
@@ -32,26 +33,33 @@ def test_the_program_and_the_module_utils_it_reaches():
     assert {files[p]["mode"] for p in files} == {"0644"}
 
 
-def test_for_copy_gives_a_source_or_the_content_and_no_directories():
-    entries = cert_agent_files(str(ROOT), INSTALL, for_copy=True)
-    assert all("state" not in e for e in entries)
-    for entry in entries:
-        assert ("src" in entry) != ("content" in entry), entry
-        if "src" in entry:
-            assert pathlib.Path(entry["src"]).is_file()
-        else:
-            assert entry["content"] == "" and entry["path"].endswith("/__init__.py")
+def test_with_text_gives_each_file_its_text_for_host_files():
+    hashed = cert_agent_files(str(ROOT), INSTALL)
+    texts = cert_agent_files(str(ROOT), INSTALL, with_text=True)
+    # The same entries, in the same order; each file's text in place of its sha256.
+    assert [e["path"] for e in texts] == [e["path"] for e in hashed]
+    assert [e.get("state") for e in texts] == [e.get("state") for e in hashed]
+    for with_text, with_sha in zip(texts, hashed):
+        if with_sha.get("state") == "directory":
+            assert with_text == with_sha
+            continue
+        assert "sha256" not in with_text
+        assert hashlib.sha256(with_text["text"].encode("utf-8")).hexdigest() == with_sha["sha256"]
+        assert {k: v for k, v in with_text.items() if k != "text"} == {
+            k: v for k, v in with_sha.items() if k != "sha256"}
+    # What host_state compares, made from the list host_files writes, is the same list.
+    assert host_state_files(texts) == hashed
 
 
 def test_nothing_the_agent_runs_imports_ansible():
-    for entry in cert_agent_files(str(ROOT), INSTALL, for_copy=True):
-        if "src" not in entry:
+    for entry in cert_agent_files(str(ROOT), INSTALL, with_text=True):
+        if entry.get("state") == "directory" or not entry["text"]:
             continue
-        tree = ast.parse(pathlib.Path(entry["src"]).read_text(encoding="utf-8"))
+        tree = ast.parse(entry["text"])
         for node in ast.walk(tree):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-            assert not any(n == "ansible" or n.startswith("ansible.") for n in names), (entry["src"], names)
+            assert not any(n == "ansible" or n.startswith("ansible.") for n in names), (entry["path"], names)
 
 
 def test_a_relative_install_dir_or_a_missing_file_is_refused(tmp_path):

@@ -1,0 +1,134 @@
+"""Unit tests for plugins/modules/host_files.py: directories and files written once, left
+alone when they are as given, replaced whole, check mode, diff, and input refused before
+anything changes."""
+
+import grp
+import os
+import pwd
+import stat
+
+from ansible_collections.mailmesh.imap.plugins.modules import host_files as module
+
+ME = pwd.getpwuid(os.getuid()).pw_name
+MY_GROUP = grp.getgrgid(os.getgid()).gr_name
+
+
+def _mode(path):
+    return "%04o" % stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def _entries(root):
+    return [
+        {"path": str(root / "agent"), "state": "directory", "owner": ME, "group": MY_GROUP, "mode": "0750"},
+        {"path": str(root / "agent" / "lib" / "pkg"), "state": "directory", "mode": "0755"},
+        {"path": str(root / "agent" / "agent.py"), "text": "print('renew')\n", "owner": ME, "group": MY_GROUP,
+         "mode": "0640"},
+        {"path": str(root / "agent" / "lib" / "pkg" / "__init__.py"), "text": ""},
+    ]
+
+
+def test_a_first_call_writes_everything_and_a_second_changes_nothing(run_module, tmp_path):
+    result = run_module(module, {"files": _entries(tmp_path)})
+    assert result["changed"] is True
+    assert result["paths"] == [entry["path"] for entry in _entries(tmp_path)]
+    assert _mode(tmp_path / "agent") == "0750"
+    assert _mode(tmp_path / "agent" / "lib" / "pkg") == "0755"
+    assert (tmp_path / "agent" / "agent.py").read_text() == "print('renew')\n"
+    assert _mode(tmp_path / "agent" / "agent.py") == "0640"
+    # Without a mode: 0644 for a new file, whatever the umask.
+    assert (tmp_path / "agent" / "lib" / "pkg" / "__init__.py").read_bytes() == b""
+    assert _mode(tmp_path / "agent" / "lib" / "pkg" / "__init__.py") == "0644"
+    assert not [name for name in os.listdir(tmp_path / "agent") if name.startswith(".")]
+
+    again = run_module(module, {"files": _entries(tmp_path)})
+    assert again["changed"] is False
+    assert again["paths"] == []
+
+
+def test_new_content_replaces_the_file_whole_and_keeps_what_is_not_given(run_module, tmp_path):
+    target = tmp_path / "unit.service"
+    target.write_text("old\n")
+    os.chmod(target, 0o600)
+    before = os.lstat(target).st_ino
+    result = run_module(module, {"files": [{"path": str(target), "text": "new\n"}]})
+    assert result["changed"] is True and result["paths"] == [str(target)]
+    assert target.read_text() == "new\n"
+    # A new inode (renamed into place), the old mode and owner (none given).
+    assert os.lstat(target).st_ino != before
+    assert _mode(target) == "0600"
+    assert os.lstat(target).st_uid == os.getuid()
+
+
+def test_a_mode_alone_is_a_change(run_module, tmp_path):
+    target = tmp_path / "config.json"
+    target.write_text("{}\n")
+    os.chmod(target, 0o600)
+    inode = os.lstat(target).st_ino
+    result = run_module(module, {"files": [{"path": str(target), "text": "{}\n", "mode": "0644"}]})
+    assert result["changed"] is True and result["paths"] == [str(target)]
+    assert _mode(target) == "0644"
+    assert os.lstat(target).st_ino == inode
+
+
+def test_check_mode_reports_and_changes_nothing(run_module, tmp_path):
+    existing = tmp_path / "kept.txt"
+    existing.write_text("old\n")
+    entries = [{"path": str(tmp_path / "new"), "state": "directory"},
+               {"path": str(tmp_path / "new" / "file.txt"), "text": "x\n"},
+               {"path": str(existing), "text": "new\n"}]
+    result = run_module(module, {"files": entries, "_ansible_check_mode": True})
+    assert result["changed"] is True
+    assert result["paths"] == [entry["path"] for entry in entries]
+    assert not (tmp_path / "new").exists()
+    assert existing.read_text() == "old\n"
+
+
+def test_diff_shows_each_file_before_and_after(run_module, tmp_path):
+    existing = tmp_path / "timer"
+    existing.write_text("OnCalendar=daily\n")
+    result = run_module(module, {"files": [{"path": str(tmp_path / "d"), "state": "directory"},
+                                           {"path": str(existing), "text": "OnCalendar=hourly\n"}],
+                                 "_ansible_diff": True})
+    assert result["diff"] == [
+        {"before_header": str(tmp_path / "d"), "after_header": str(tmp_path / "d"),
+         "before": "(absent)\n", "after": "(directory)\n"},
+        {"before_header": str(existing), "after_header": str(existing),
+         "before": "OnCalendar=daily\n", "after": "OnCalendar=hourly\n"},
+    ]
+
+
+def test_a_link_where_a_file_belongs_is_replaced_not_followed(run_module, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("untouched\n")
+    link = tmp_path / "agent.py"
+    os.symlink(str(elsewhere), str(link))
+    result = run_module(module, {"files": [{"path": str(link), "text": "print('renew')\n"}]})
+    assert result["changed"] is True
+    assert not os.path.islink(link)
+    assert link.read_text() == "print('renew')\n"
+    assert elsewhere.read_text() == "untouched\n"
+
+
+def test_wrong_input_is_refused_before_anything_changes(run_module, tmp_path):
+    entries = [{"path": str(tmp_path / "first"), "state": "directory"},
+               {"path": str(tmp_path / "no-text")},
+               {"path": str(tmp_path / "dir-with-text"), "state": "directory", "text": "x"},
+               {"path": "relative/file", "text": "x"}]
+    result = run_module(module, {"files": entries})
+    assert result["failed"] is True
+    assert result["problems"] == [
+        "files[1] (%s): text is required for a file" % (tmp_path / "no-text"),
+        "files[2] (%s): a directory takes no text" % (tmp_path / "dir-with-text"),
+        "files[3] (relative/file): path must be absolute",
+    ]
+    assert not (tmp_path / "first").exists()
+
+
+def test_a_path_of_the_wrong_kind_fails_and_names_it(run_module, tmp_path):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "plain").write_text("x\n")
+    result = run_module(module, {"files": [{"path": str(tmp_path / "conf"), "text": "x\n"}]})
+    assert result["failed"] is True and result["msg"] == "%s: is a directory, not a file" % (tmp_path / "conf")
+    result = run_module(module, {"files": [{"path": str(tmp_path / "plain"), "state": "directory"}]})
+    assert result["failed"] is True
+    assert result["msg"] == "%s: exists and is not a directory; remove it first" % (tmp_path / "plain")
