@@ -21,7 +21,10 @@ description:
     the old content or the new one, never a part.
   - The writing side of M(mailmesh.imap.host_state), which compares a host with the same
     list (with each text's sha256 in place of the text).
-  - Every entry is checked before anything on the host changes.
+  - Wrong input (a relative path, a file without its text, a directory with one) is
+    refused, naming each entry, before anything on the host changes. A path of the
+    other kind already on the host (a directory where a file belongs, or the reverse)
+    stops the module at that entry; the entries before it are kept.
 attributes:
   check_mode:
     support: full
