@@ -128,11 +128,16 @@ def entry_problems(number, entry):
     return problems
 
 
-def _kind(path):
+def _lstat(path):
     try:
-        return stat.S_IFMT(os.lstat(path).st_mode)
+        return os.lstat(path)
     except FileNotFoundError:
         return None
+
+
+def _kind(path):
+    found = _lstat(path)
+    return None if found is None else stat.S_IFMT(found.st_mode)
 
 
 def _attributes(module, path, entry, mode):
@@ -158,7 +163,8 @@ def keep_directory(module, entry, diff):
 def keep_file(module, entry, diff):
     path = entry["path"]
     data = to_bytes(entry["text"], errors="surrogate_or_strict")
-    kind = _kind(path)
+    old = _lstat(path)
+    kind = None if old is None else stat.S_IFMT(old.st_mode)
     if kind == stat.S_IFDIR:
         module.fail_json(msg="%s: is a directory, not a file" % path)
     current = None
@@ -182,7 +188,6 @@ def keep_file(module, entry, diff):
         mode = entry["mode"]
         if kind == stat.S_IFREG:
             # What is not given stays as the old file had it, as copy keeps it.
-            old = os.lstat(path)
             mode = mode or "%04o" % stat.S_IMODE(old.st_mode)
             try:
                 os.chown(temporary, old.st_uid, old.st_gid)

@@ -26,7 +26,7 @@ CONVERGE = {
 # The variables that hold the list host_state compares (default: __<role>_state_files),
 # and the data a filter turns into it (envoy: __envoy_kept_files | host_state_files).
 STATE_VARIABLES = {
-    "vault_cert": ["__vault_cert_dirs", "__vault_cert_agent_files", "__vault_cert_agent_program_files"],
+    "vault_cert": ["__vault_cert_kept_files"],
     "envoy": ["__envoy_state_files", "__envoy_kept_files"],
     "dovecot": ["__dovecot_state_files", "__dovecot_kept_files", "__dovecot_gone_files"],
     "nginx_mail": ["__nginx_mail_state_files", "__nginx_mail_unit_state_files"],
@@ -41,6 +41,22 @@ def _tasks(items):
             yield from _tasks(task.get(key))
 
 
+def _named_lists(role, expression):
+    """(variable, how many paths it writes: its entries if a literal list, else 1) for each
+    __variable in expression; a compared variable made of lists is followed one level."""
+    variables_file = yaml.safe_load((ROLES / role / "vars" / "main.yml").read_text(encoding="utf-8"))
+    for variable in re.findall(r"\b(__[A-Za-z0-9_]+)", expression):
+        value = variables_file.get(variable)
+        if isinstance(value, str) and variable not in STATE_VARIABLES.get(role, []):
+            yield variable, 1
+        elif isinstance(value, str):
+            for inner in re.findall(r"\b(__[A-Za-z0-9_]+)", value):
+                inner_value = variables_file.get(inner)
+                yield inner, len(inner_value) if isinstance(inner_value, list) else 1
+        else:
+            yield variable, len(value) if isinstance(value, list) else 1
+
+
 def _written_paths(role):
     """(file, task name, path expression) of every host-side write in the converge files."""
     for name in CONVERGE[role]:
@@ -50,9 +66,12 @@ def _written_paths(role):
                 continue
             args = task[module]
             if module == "mailmesh.imap.host_files":
-                # One call writes lists of paths: each list it names.
-                for variable in re.findall(r"\b(__[A-Za-z0-9_]+)", args["files"]):
-                    yield name, task["name"], "{{ %s }}" % variable
+                # One call writes lists of paths: each list it names, one level into
+                # vars/main.yml (a variable made of lists: each of those lists; a literal
+                # list: one write per entry).
+                for variable, entries in _named_lists(role, args["files"]):
+                    for _ in range(entries):
+                        yield name, task["name"], "{{ %s }}" % variable
                 continue
             if args.get("state") == "absent":
                 continue
@@ -77,7 +96,7 @@ def _variables(expression):
 
 
 @pytest.mark.parametrize("role,at_least", [("envoy", 10), ("dovecot", 5), ("nginx_mail", 4), ("vault_server", 10),
-                                           ("vault_cert", 3)])
+                                           ("vault_cert", 5)])
 def test_the_converge_files_write_paths_at_all(role, at_least):
     paths = list(_written_paths(role))
     assert len(paths) >= at_least, paths
@@ -112,6 +131,16 @@ def _with_item(expression, item):
 def test_envoy_compares_the_list_it_keeps():
     variables_file = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
     assert _blankless(variables_file["__envoy_state_files"]) == "{{__envoy_kept_files|mailmesh.imap.host_state_files}}"
+
+
+def test_vault_cert_writes_and_compares_one_list():
+    prepare = yaml.safe_load((ROLES / "vault_cert" / "tasks" / "prepare.yml").read_text(encoding="utf-8"))
+    written = [task["mailmesh.imap.host_files"]["files"] for task in _tasks(prepare) if "mailmesh.imap.host_files" in task]
+    assert [_blankless(files) for files in written] == ["{{__vault_cert_kept_files}}"]
+    cert = yaml.safe_load((ROLES / "vault_cert" / "tasks" / "cert.yml").read_text(encoding="utf-8"))
+    compared = [task["mailmesh.imap.vault_pki_cert"]["prerequisites"]["files"] for task in _tasks(cert)
+                if "mailmesh.imap.vault_pki_cert" in task]
+    assert [_blankless(files) for files in compared] == ["{{__vault_cert_kept_files|mailmesh.imap.host_state_files}}"]
 
 
 def test_envoy_tasks_write_what_the_comparison_expects():
