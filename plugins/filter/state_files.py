@@ -17,9 +17,11 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.mailmesh.imap.plugins.plugin_utils._role_vars import text_sha256
 
 
-def host_state_files(files):
+def host_state_files(files, written=False):
     """The entries of ``files`` whose ``when`` is true (or that have none), without
-    ``when``, and with the sha256 of ``text`` in place of ``text``.
+    ``when``, and with the sha256 of ``text`` in place of ``text`` and without
+    ``validate`` (what host_state compares); with ``written``, text and validate stay
+    (what host_files writes).
 
     ``when`` is read first, so an entry that is left out is not looked at further (its
     text, a template or a file lookup, is not rendered).
@@ -38,8 +40,10 @@ def host_state_files(files):
             raise AnsibleFilterError("host_state_files: %s: text and sha256 both given" % entry["path"])
         kept = {}
         for key, value in entry.items():
-            if key == "text":
+            if key == "text" and not written:
                 kept["sha256"] = text_sha256(value)
+            elif key == "validate" and not written:
+                continue
             elif key != "when":
                 # entries (a list of names) as a plain list
                 kept[key] = list(value) if isinstance(value, (list, tuple)) else value

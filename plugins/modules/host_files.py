@@ -21,8 +21,13 @@ description:
     the old content or the new one, never a part.
   - The writing side of M(mailmesh.imap.host_state), which compares a host with the same
     list (with each text's sha256 in place of the text).
-  - Wrong input (a relative path, a file without its text, a directory with one) is
-    refused, naming each entry, before anything on the host changes. A path of the
+  - A file with O(files[].validate) is checked by that command on the temporary file,
+    and replaces the old one only when the command succeeds, as M(ansible.builtin.copy)'s
+    C(validate) does; the module then stops at that entry, and the entries before it are
+    kept.
+  - Wrong input (a relative path, a file without its text, a directory with one, a
+    validate command without C(%s)) is refused, naming each entry, before anything on
+    the host changes. A path of the
     other kind already on the host (a directory where a file belongs, or the reverse)
     stops the module at that entry; the entries before it are kept.
 attributes:
@@ -63,6 +68,15 @@ options:
         description: Permission bits as an octal string (V('0644')); when omitted, a new
           file gets V(0644) and a new directory V(0755), and an existing one keeps its own.
         type: raw
+      validate:
+        description:
+          - A command that checks a file's new content before it replaces the old one;
+            C(%s) stands for the temporary file, which has the same extension as the
+            path (for programs that read a file's format from its name). Run without a
+            shell, only where the content differs, and not in check mode.
+          - When it fails, the module fails with its C(rc), C(stdout) and C(stderr), and
+            the old file stays.
+        type: str
 seealso:
   - module: mailmesh.imap.host_state
   - module: ansible.builtin.copy
@@ -103,9 +117,22 @@ paths:
   sample:
     - /usr/local/lib/mailmesh-cert-renew
     - /usr/local/lib/mailmesh-cert-renew/mailmesh-cert-renew.py
+rc:
+  description: The exit status of the O(files[].validate) command that failed.
+  returned: failure of a validate command
+  type: int
+stdout:
+  description: What the O(files[].validate) command that failed wrote to its standard output.
+  returned: failure of a validate command
+  type: str
+stderr:
+  description: What the O(files[].validate) command that failed wrote to its standard error.
+  returned: failure of a validate command
+  type: str
 """
 
 import os
+import shlex
 import stat
 import tempfile
 
@@ -113,6 +140,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 DEFAULT_MODES = {"file": "0644", "directory": "0755"}
+
+
+class ValidationFailed(Exception):
+    """A file's validate command refused its new content."""
+
+    def __init__(self, path, rc, stdout, stderr):
+        super(ValidationFailed, self).__init__(path)
+        self.path, self.rc, self.stdout, self.stderr = path, rc, stdout, stderr
 
 
 def entry_problems(number, entry):
@@ -125,6 +160,10 @@ def entry_problems(number, entry):
         problems.append("%s: text is required for a file" % where)
     if entry["state"] == "directory" and entry["text"] is not None:
         problems.append("%s: a directory takes no text" % where)
+    if entry["validate"] is not None and entry["state"] == "directory":
+        problems.append("%s: a directory takes no validate command" % where)
+    elif entry["validate"] is not None and "%s" not in entry["validate"]:
+        problems.append("%s: validate must contain %%s (the file to check)" % where)
     return problems
 
 
@@ -179,7 +218,8 @@ def keep_file(module, entry, diff):
     if module.check_mode:
         return True
     directory = os.path.dirname(path)
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path),
+                                     suffix=os.path.splitext(path)[1])
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -194,6 +234,10 @@ def keep_file(module, entry, diff):
             except PermissionError:
                 pass  # not root: the new file is the user's, as copy leaves it
         _attributes(module, temporary, entry, mode or DEFAULT_MODES["file"])
+        if entry["validate"] is not None:
+            rc, out, err = module.run_command(entry["validate"] % shlex.quote(temporary))
+            if rc != 0:
+                raise ValidationFailed(path, rc, out, err)
         os.rename(temporary, path)
     except BaseException:
         if os.path.lexists(temporary):
@@ -214,6 +258,7 @@ def main():
                     owner=dict(type="str"),
                     group=dict(type="str"),
                     mode=dict(type="raw"),
+                    validate=dict(type="str"),
                 ),
             ),
         ),
@@ -232,6 +277,10 @@ def main():
                 changed = keep_directory(module, entry, diff)
             else:
                 changed = keep_file(module, entry, diff)
+        except ValidationFailed as exc:
+            module.fail_json(msg="%s: the validate command refused the new content (rc %d); the old file stays: %s"
+                             % (exc.path, exc.rc, (exc.stderr or exc.stdout).strip()),
+                             rc=exc.rc, stdout=exc.stdout, stderr=exc.stderr, paths=changed_paths)
         except OSError as exc:
             module.fail_json(msg="%s: %s" % (entry["path"], exc.strerror or exc), paths=changed_paths)
         if changed:

@@ -497,7 +497,7 @@ def test_a_rerun_puts_back_what_drifted_and_then_skips_the_tasks(hosts):
     assert play.returncode == 0, output[-3000:]
     assert re.search(r"em-gw2\s*:\s*ok=\d+\s+changed=0\s", output), output[-1500:]
     # Nothing differs: the tasks that would each check one thing are not even listed.
-    assert "Create the envoy user" not in output and "Write the SDS files" not in output, output[-3000:]
+    assert "Create the envoy user" not in output and "Write the configuration" not in output, output[-3000:]
     # Envoy answered LIVE with its certificate at the start (envoy_platform) and nothing
     # changed: that answer stands, no wait at the end.
     assert re.search(r"Check that Envoy is ready and serves its certificate\] \**\nskipping: \[em-gw2\]", output), \

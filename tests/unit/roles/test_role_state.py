@@ -17,17 +17,18 @@ ROLES = pathlib.Path(__file__).resolve().parents[3] / "roles"
 # Per role: the task files main.yml runs only where the comparison finds a difference.
 CONVERGE = {
     "envoy": ["install.yml", "install_wheel.yml", "install_binary.yml", "configure.yml",
-              "helpers.yml", "quickack.yml", "service.yml"],
+              "quickack.yml", "service.yml"],
     "dovecot": ["accounts.yml", "configure.yml", "service.yml"],
     "nginx_mail": ["configure.yml", "service.yml"],
     "vault_server": ["install.yml", "install_wheel.yml", "install_archive.yml", "configure.yml", "service.yml"],
     "vault_cert": ["prepare.yml"],
 }
 # The variables that hold the list host_state compares (default: __<role>_state_files),
-# and the data a filter turns into it (envoy: __envoy_kept_files | host_state_files).
+# and the data a filter turns into it (envoy: __envoy_kept_files | host_state_files, made
+# of the binary's and the configuration's lists).
 STATE_VARIABLES = {
     "vault_cert": ["__vault_cert_kept_files"],
-    "envoy": ["__envoy_state_files", "__envoy_kept_files"],
+    "envoy": ["__envoy_state_files", "__envoy_kept_files", "__envoy_binary_files", "__envoy_config_files"],
     "dovecot": ["__dovecot_state_files", "__dovecot_kept_files", "__dovecot_gone_files"],
     "nginx_mail": ["__nginx_mail_state_files", "__nginx_mail_unit_state_files"],
 }
@@ -70,7 +71,7 @@ def _written_paths(role):
                 # vars/main.yml (a variable made of lists: each of those lists; a literal
                 # list: one write per entry).
                 for variable, entries in _named_lists(role, args["files"]):
-                    for _ in range(entries):
+                    for _entry in range(entries):
                         yield name, task["name"], "{{ %s }}" % variable
                 continue
             if args.get("state") == "absent":
@@ -147,7 +148,9 @@ def test_envoy_tasks_write_what_the_comparison_expects():
     """Every file, directory and link the envoy converge tasks write has the entry of
     __envoy_kept_files with its path, and the same owner, group, mode, kind, link target
     and text (the content a copy writes; a file of the role's files/ by lookup)."""
-    kept = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))["__envoy_kept_files"]
+    variables = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
+    assert _blankless(variables["__envoy_kept_files"]) == "{{__envoy_binary_files+__envoy_config_files}}"
+    kept = variables["__envoy_binary_files"] + variables["__envoy_config_files"]
     by_path = {_blankless(entry["path"]): entry for entry in kept}
     assert len(by_path) == len(kept), "a path is listed twice"
     checked = set()
@@ -157,6 +160,12 @@ def test_envoy_tasks_write_what_the_comparison_expects():
             if module is None or task.get("delegate_to") == "localhost" or task[module].get("state") == "absent":
                 continue
             args = task[module]
+            if module == "mailmesh.imap.host_files":
+                # The configuration list, each entry as it is, in one call.
+                assert _blankless(args["files"]) == \
+                    "{{__envoy_config_files|mailmesh.imap.host_state_files(written=true)}}", (name, task["name"])
+                checked.update(_blankless(entry["path"]) for entry in variables["__envoy_config_files"])
+                continue
             loop = task.get("loop", [None])
             assert isinstance(loop, list), (name, task["name"], loop)
             for item in loop:

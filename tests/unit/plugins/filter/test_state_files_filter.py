@@ -36,6 +36,19 @@ def test_text_becomes_sha256_and_when_decides():
     ]
 
 
+def test_validate_is_dropped_for_the_comparison_and_written_keeps_text_and_validate():
+    files = [
+        {"path": "/etc/envoy/envoy.yaml", "text": "admin: {}\n", "mode": "0640",
+         "validate": "envoy --mode validate --config-path %s"},
+        {"path": "/usr/local/lib/other.py", "text": "x", "mode": "0644", "when": False},
+    ]
+    assert plugin.host_state_files(files) == [
+        {"path": "/etc/envoy/envoy.yaml", "sha256": _sha256("admin: {}\n"), "mode": "0640"}]
+    assert plugin.host_state_files(files, written=True) == [
+        {"path": "/etc/envoy/envoy.yaml", "text": "admin: {}\n", "mode": "0640",
+         "validate": "envoy --mode validate --config-path %s"}]
+
+
 class _Refused(dict):
     """An entry whose keys other than path and when must not be read."""
 

@@ -113,13 +113,17 @@ def test_wrong_input_is_refused_before_anything_changes(run_module, tmp_path):
     entries = [{"path": str(tmp_path / "first"), "state": "directory"},
                {"path": str(tmp_path / "no-text")},
                {"path": str(tmp_path / "dir-with-text"), "state": "directory", "text": "x"},
-               {"path": "relative/file", "text": "x"}]
+               {"path": "relative/file", "text": "x"},
+               {"path": str(tmp_path / "checked"), "text": "x", "validate": "true"},
+               {"path": str(tmp_path / "d"), "state": "directory", "validate": "test -d %s"}]
     result = run_module(module, {"files": entries})
     assert result["failed"] is True
     assert result["problems"] == [
         "files[1] (%s): text is required for a file" % (tmp_path / "no-text"),
         "files[2] (%s): a directory takes no text" % (tmp_path / "dir-with-text"),
         "files[3] (relative/file): path must be absolute",
+        "files[4] (%s): validate must contain %%s (the file to check)" % (tmp_path / "checked"),
+        "files[5] (%s): a directory takes no validate command" % (tmp_path / "d"),
     ]
     assert not (tmp_path / "first").exists()
 
@@ -132,3 +136,36 @@ def test_a_path_of_the_wrong_kind_fails_and_names_it(run_module, tmp_path):
     result = run_module(module, {"files": [{"path": str(tmp_path / "plain"), "state": "directory"}]})
     assert result["failed"] is True
     assert result["msg"] == "%s: exists and is not a directory; remove it first" % (tmp_path / "plain")
+
+
+def test_validate_checks_the_new_content_under_the_paths_extension(run_module, tmp_path):
+    """The command sees the temporary file with the path's extension; its success puts the
+    file in place, and an unchanged file is not checked again."""
+    log = tmp_path / "checked.log"
+    target = tmp_path / "envoy.yaml"
+    command = "sh -c 'grep -q good \"$1\" && echo \"$1\" >> %s' check %%s" % log
+    result = run_module(module, {"files": [{"path": str(target), "text": "good\n", "validate": command}]})
+    assert result["changed"] is True and target.read_text() == "good\n"
+    checked = log.read_text().split()
+    assert len(checked) == 1 and checked[0] != str(target) and checked[0].endswith(".yaml")
+    assert os.path.dirname(checked[0]) == str(tmp_path)
+    again = run_module(module, {"files": [{"path": str(target), "text": "good\n", "validate": command}]})
+    assert again["changed"] is False and len(log.read_text().split()) == 1
+
+
+def test_a_refused_file_keeps_the_old_one_and_the_entries_before_it(run_module, tmp_path):
+    first = tmp_path / "sds.yaml"
+    target = tmp_path / "envoy.yaml"
+    target.write_text("old\n")
+    command = "sh -c 'echo \"unknown field in $1\" >&2; exit 3' check %s"
+    result = run_module(module, {"files": [{"path": str(first), "text": "cert\n"},
+                                           {"path": str(target), "text": "bad\n", "validate": command},
+                                           {"path": str(tmp_path / "after"), "text": "x\n"}]})
+    assert result["failed"] is True and result["rc"] == 3
+    assert "unknown field in" in result["stderr"]
+    assert result["msg"].startswith("%s: the validate command refused the new content (rc 3); the old file stays: "
+                                    "unknown field in " % target)
+    assert result["paths"] == [str(first)]
+    assert first.read_text() == "cert\n" and target.read_text() == "old\n"
+    assert not (tmp_path / "after").exists()
+    assert sorted(os.listdir(tmp_path)) == ["envoy.yaml", "sds.yaml"]
