@@ -504,6 +504,34 @@ def test_a_rerun_puts_back_what_drifted_and_then_skips_the_tasks(hosts):
         output[-3000:]
 
 
+def _envoy_starts_since(host, since):
+    """How many times systemd started Envoy since the epoch second `since`."""
+    # systemd's own messages about the unit (not Envoy's log lines).
+    journal = host.run("journalctl _PID=1 UNIT=envoy.service -o cat --no-pager --since @%s", str(since)).stdout
+    return len(re.findall(r"^Started ", journal, re.M))
+
+
+def test_a_new_bootstrap_restarts_envoy_once_and_takes_effect(hosts):
+    """A changed setting: the bootstrap is rewritten, Envoy restarts once (the service task,
+    no handler after it) and runs the new value; the setting back, the same again."""
+    gateway = hosts["em-gw2"]
+    for timeout in ("3s", "2s"):
+        pid = _envoy_pid(gateway)
+        since = int(gateway.run("date +%s").stdout.strip())
+        play = _play("envoy.yml", "--limit", "em-gw2", "-e", "envoy_connect_timeout=%s" % timeout)
+        output = play.stdout + play.stderr
+        assert play.returncode == 0, output[-3000:]
+        assert re.search(r"em-gw2\s*:\s*ok=\d+\s+changed=2\s", output), output[-1500:]
+        assert re.search(r"Enable and start Envoy, or restart it after a change\] \**\nchanged: \[em-gw2\]",
+                         output), output[-3000:]
+        assert _envoy_pid(gateway) != pid
+        assert _envoy_starts_since(gateway, since) == 1, _journal(gateway)
+        dump = mesh_checks.admin_as(gateway, "root", "/config_dump?resource=static_clusters")
+        assert dump.rc == 0, dump.stderr
+        assert '"connect_timeout": "%s"' % timeout in dump.stdout, dump.stdout[:2000]
+    _edge_session(_subject("after-restart"))
+
+
 # --- bad input -----------------------------------------------------------------------
 
 
