@@ -14,7 +14,22 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
 
+from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import compare, mode_problem
 from ansible_collections.mailmesh.imap.plugins.plugin_utils._role_vars import text_sha256
+
+
+def _kept(files, name):
+    """The entries whose ``when`` is true (or that have none), without reading their other keys."""
+    for number, entry in enumerate(files):
+        if not isinstance(entry, Mapping) or "path" not in entry:
+            raise AnsibleFilterError("%s: entry %d has no path: %r" % (name, number, entry))
+        if "when" in entry:
+            try:
+                if not boolean(entry["when"], strict=True):
+                    continue
+            except TypeError as exc:
+                raise AnsibleFilterError("%s: %s: when: %s" % (name, entry["path"], exc))
+        yield entry
 
 
 def host_state_files(files, written=False):
@@ -27,15 +42,7 @@ def host_state_files(files, written=False):
     text, a template or a file lookup, is not rendered).
     """
     result = []
-    for number, entry in enumerate(files):
-        if not isinstance(entry, Mapping) or "path" not in entry:
-            raise AnsibleFilterError("host_state_files: entry %d has no path: %r" % (number, entry))
-        if "when" in entry:
-            try:
-                if not boolean(entry["when"], strict=True):
-                    continue
-            except TypeError as exc:
-                raise AnsibleFilterError("host_state_files: %s: when: %s" % (entry["path"], exc))
+    for entry in _kept(files, "host_state_files"):
         if "text" in entry and "sha256" in entry:
             raise AnsibleFilterError("host_state_files: %s: text and sha256 both given" % entry["path"])
         kept = {}
@@ -51,8 +58,38 @@ def host_state_files(files, written=False):
     return result
 
 
+def host_state_observe(files):
+    """What envoy_platform's observe.files looks at for the same list: each kept entry's
+    path, with sha256 where it has a text (or a sha256) and entries where it lists them.
+    Only the keys are looked at, not the texts (not rendered)."""
+    return [{"path": entry["path"], "sha256": "text" in entry or "sha256" in entry, "entries": "entries" in entry}
+            for entry in _kept(files, "host_state_observe")]
+
+
+def host_state_differences(observed, files=(), packages=(), groups=(), users=(), services=()):
+    """The differences mailmesh.imap.host_state would report, from what envoy_platform
+    observed (its observed result) and the expected values in host_state's options."""
+    if not isinstance(observed, Mapping) or not {"files", "packages", "groups", "users", "services"} <= set(observed):
+        raise AnsibleFilterError("host_state_differences: the input is not an observed result of envoy_platform: %r"
+                                 % (observed,))
+    specs = []
+    for number, entry in enumerate(files):
+        if not isinstance(entry, Mapping) or "path" not in entry:
+            raise AnsibleFilterError("host_state_differences: files entry %d has no path: %r" % (number, entry))
+        specs.append(dict(entry, mode=entry.get("mode")))
+    problem = mode_problem(specs)
+    if problem:
+        raise AnsibleFilterError("host_state_differences: %s" % problem)
+    for number, user in enumerate(users):
+        if not isinstance(user, Mapping) or "name" not in user:
+            raise AnsibleFilterError("host_state_differences: users entry %d has no name: %r" % (number, user))
+    return compare(observed, files=specs, packages=list(packages), groups=list(groups), users=list(users),
+                   services=list(services))
+
+
 class FilterModule(object):
     """mailmesh.imap host state filters."""
 
     def filters(self):
-        return {"host_state_files": host_state_files}
+        return {"host_state_files": host_state_files, "host_state_observe": host_state_observe,
+                "host_state_differences": host_state_differences}

@@ -3,7 +3,13 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Compare a host with the files, packages, accounts and units a role keeps: the
 checks of the host_state module, also run by vault_pki_cert (its prerequisites option)
-so that a certificate's idempotent run is one module call on the host."""
+so that a certificate's idempotent run is one module call on the host.
+
+Each check is two halves: ``observe*`` looks at the host and returns plain data (what
+a module can return as JSON), ``compare*`` turns that and the expected values into
+the differences, and needs nothing of the host. A module that runs anyway
+(envoy_platform) can so look for a role whose expected values depend on its own answer,
+and the host_state_differences filter compares on the controller, with this code."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -42,39 +48,67 @@ def _mode(value):
     return int(str(value), 8)
 
 
-def file_differences(spec):
-    path, kind = spec["path"], spec["state"]
-    if kind == "absent":
-        return ["%s: present, and should not be" % path] if os.path.lexists(path) else []
+def observe_file(path, sha256=False, entries=False):
+    """What the host has at path, not following a link: ``kind`` (file, directory, link,
+    other; None when nothing is there), owner and group names, ``mode`` (octal string),
+    a link's ``target``, a file's ``sha256`` (with sha256) and a directory's sorted
+    ``entries`` (with entries)."""
     try:
         info = os.lstat(path)
     except OSError:
+        return {"kind": None}
+    kind = next((name for name, test in _KINDS.items() if test(info.st_mode)), "other")
+    seen = {"kind": kind, "owner": _name(pwd.getpwuid, info.st_uid), "group": _name(grp.getgrgid, info.st_gid),
+            "mode": "%04o" % stat.S_IMODE(info.st_mode)}
+    if kind == "link":
+        seen["target"] = os.readlink(path)
+    elif kind == "file" and sha256:
+        seen["sha256"] = _sha256(path)
+    elif kind == "directory" and entries:
+        seen["entries"] = sorted(os.listdir(path))
+    return seen
+
+
+def compare_file(spec, seen):
+    """The differences of one path (a files entry) from what observe_file saw there; seen
+    None: the path was not looked at (a difference, so that the tasks run)."""
+    path, kind = spec["path"], spec.get("state") or "file"
+    if seen is None:
+        return ["%s: not looked at" % path]
+    if kind == "absent":
+        return ["%s: present, and should not be" % path] if seen["kind"] is not None else []
+    if seen["kind"] is None:
         return ["%s: missing" % path]
-    if not _KINDS[kind](info.st_mode):
+    if seen["kind"] != kind:
         return ["%s: not a %s" % (path, kind)]
     found = []
     if kind == "link":
-        if spec.get("target") is not None and os.readlink(path) != spec["target"]:
-            found.append("%s: points at %s, not %s" % (path, os.readlink(path), spec["target"]))
+        if spec.get("target") is not None and seen["target"] != spec["target"]:
+            found.append("%s: points at %s, not %s" % (path, seen["target"], spec["target"]))
         return found
-    if spec.get("sha256") and _sha256(path) != spec["sha256"].lower():
+    if spec.get("sha256") and seen.get("sha256") != spec["sha256"].lower():
         found.append("%s: content differs" % path)
     if kind == "directory" and spec.get("entries") is not None:
-        actual = set(os.listdir(path))
+        actual = set(seen.get("entries") or ())
         expected = set(spec["entries"])
-        if actual - expected:
+        if "entries" not in seen:
+            found.append("%s: entries not looked at" % path)
+        elif actual - expected:
             found.append("%s: holds %s, which it should not" % (path, ", ".join(sorted(actual - expected))))
-        if expected - actual:
+        if "entries" in seen and expected - actual:
             found.append("%s: lacks %s" % (path, ", ".join(sorted(expected - actual))))
-    owner = _name(pwd.getpwuid, info.st_uid)
-    if spec.get("owner") and owner != spec["owner"]:
-        found.append("%s: owner is %s, not %s" % (path, owner, spec["owner"]))
-    group = _name(grp.getgrgid, info.st_gid)
-    if spec.get("group") and group != spec["group"]:
-        found.append("%s: group is %s, not %s" % (path, group, spec["group"]))
-    if spec.get("mode") is not None and stat.S_IMODE(info.st_mode) != _mode(spec["mode"]):
-        found.append("%s: mode is %04o, not %04o" % (path, stat.S_IMODE(info.st_mode), _mode(spec["mode"])))
+    if spec.get("owner") and seen["owner"] != spec["owner"]:
+        found.append("%s: owner is %s, not %s" % (path, seen["owner"], spec["owner"]))
+    if spec.get("group") and seen["group"] != spec["group"]:
+        found.append("%s: group is %s, not %s" % (path, seen["group"], spec["group"]))
+    if spec.get("mode") is not None and _mode(seen["mode"]) != _mode(spec["mode"]):
+        found.append("%s: mode is %s, not %04o" % (path, seen["mode"], _mode(spec["mode"])))
     return found
+
+
+def file_differences(spec):
+    return compare_file(spec, observe_file(spec["path"], sha256=bool(spec.get("sha256")),
+                                           entries=spec.get("entries") is not None))
 
 
 _READ_LIMIT = 1 << 20
@@ -117,39 +151,72 @@ def installed_packages(output):
     return names
 
 
-def package_differences(module, packages):
+def _package_names(packages):
+    return [p.split("=", 1)[0].split(":", 1)[0] for p in packages]
+
+
+def observe_packages(module, packages):
+    """The names among packages that are installed, sorted."""
     if not packages:
         return []
-    names = [p.split("=", 1)[0].split(":", 1)[0] for p in packages]
     rc, out, err = module.run_command(
-        ["dpkg-query", "--show", "--showformat=${Package} ${db:Status-Abbrev}\\n"] + names
+        ["dpkg-query", "--show", "--showformat=${Package} ${db:Status-Abbrev}\\n"] + _package_names(packages)
     )
     if rc not in (0, 1):
         module.fail_json(msg="dpkg-query failed (rc %s): %s" % (rc, err.strip()))
-    installed = installed_packages(out)
-    return ["package %s: not installed" % name for name in names if name not in installed]
+    return sorted(installed_packages(out))
 
 
-def account_differences(groups, users):
-    found = []
+def compare_packages(packages, installed):
+    installed = set(installed)
+    return ["package %s: not installed" % name for name in _package_names(packages) if name not in installed]
+
+
+def package_differences(module, packages):
+    return compare_packages(packages, observe_packages(module, list(packages)))
+
+
+def observe_accounts(groups, users):
+    """{"groups": the names among groups that exist, "users": {name: its group (primary
+    group's name), shell, home, uid and gid, or None when there is no such user}}."""
+    present = []
     for name in groups:
         try:
             grp.getgrnam(name)
+            present.append(name)
         except KeyError:
-            found.append("group %s: missing" % name)
-    for spec in users:
+            pass
+    seen = {}
+    for name in users:
         try:
-            entry = pwd.getpwnam(spec["name"])
+            entry = pwd.getpwnam(name)
         except KeyError:
+            seen[name] = None
+            continue
+        seen[name] = {"group": _name(grp.getgrgid, entry.pw_gid), "shell": entry.pw_shell, "home": entry.pw_dir,
+                      "uid": entry.pw_uid, "gid": entry.pw_gid}
+    return {"groups": present, "users": seen}
+
+
+def compare_accounts(groups, users, seen):
+    found = ["group %s: missing" % name for name in groups if name not in seen["groups"]]
+    for spec in users:
+        if spec["name"] not in seen["users"]:
+            found.append("user %s: not looked at" % spec["name"])
+            continue
+        entry = seen["users"][spec["name"]]
+        if entry is None:
             found.append("user %s: missing" % spec["name"])
             continue
-        primary = _name(grp.getgrgid, entry.pw_gid)
-        for field, actual in (("group", primary), ("shell", entry.pw_shell), ("home", entry.pw_dir),
-                              ("uid", entry.pw_uid), ("gid", entry.pw_gid)):
+        for field in ("group", "shell", "home", "uid", "gid"):
             expected = spec.get(field)
-            if expected not in (None, "") and actual != expected:
-                found.append("user %s: %s is %s, not %s" % (spec["name"], field, actual, expected))
+            if expected not in (None, "") and entry[field] != expected:
+                found.append("user %s: %s is %s, not %s" % (spec["name"], field, entry[field], expected))
     return found
+
+
+def account_differences(groups, users):
+    return compare_accounts(groups, users, observe_accounts(groups, [spec["name"] for spec in users]))
 
 
 def parse_units(output):
@@ -170,10 +237,16 @@ def parse_units(output):
     return units
 
 
-def service_differences(module, services):
+def _unit_names(services):
+    return [s if "." in s else s + ".service" for s in services]
+
+
+def observe_services(module, services):
+    """{unit name (".service" added where the name has no suffix): its LoadState,
+    UnitFileState and ActiveState}."""
     if not services:
-        return []
-    names = [s if "." in s else s + ".service" for s in services]
+        return {}
+    names = _unit_names(services)
     rc, out, err = module.run_command(
         ["systemctl", "show", "--property=Id,LoadState,UnitFileState,ActiveState", "--"] + names
     )
@@ -182,8 +255,17 @@ def service_differences(module, services):
     units = parse_units(out)
     if len(units) != len(names):
         module.fail_json(msg="systemctl show returned %d units for %d names" % (len(units), len(names)))
+    return dict((name, dict((key, unit.get(key, "")) for key in ("LoadState", "UnitFileState", "ActiveState")))
+                for name, unit in zip(names, units))
+
+
+def compare_services(services, seen):
     found = []
-    for name, unit in zip(names, units):
+    for name in _unit_names(services):
+        unit = seen.get(name)
+        if unit is None:
+            found.append("%s: not looked at" % name)
+            continue
         if unit.get("LoadState") != "loaded":
             found.append("%s: not loaded (%s)" % (name, unit.get("LoadState", "unknown")))
             continue
@@ -192,6 +274,10 @@ def service_differences(module, services):
         if unit.get("ActiveState") != "active":
             found.append("%s: not active (%s)" % (name, unit.get("ActiveState") or "unknown"))
     return found
+
+
+def service_differences(module, services):
+    return compare_services(services, observe_services(module, list(services)))
 
 
 # The options of a path to compare (host_state's files, vault_pki_cert's
@@ -227,4 +313,56 @@ def differences(module, files=(), packages=(), groups=(), users=(), services=())
     found.extend(package_differences(module, list(packages)))
     found.extend(account_differences(groups, users))
     found.extend(service_differences(module, list(services)))
+    return found
+
+
+# What observe() takes: the paths to look at (a file's sha256 and a directory's entries
+# only where asked; follow: a link's target in the same directory is looked at too),
+# and the names of packages, groups, users and units.
+OBSERVE_OPTIONS = dict(
+    files=dict(type="list", elements="dict", default=[], options=dict(
+        path=dict(type="path", required=True),
+        sha256=dict(type="bool", default=False),
+        entries=dict(type="bool", default=False),
+        follow=dict(type="bool", default=False),
+    )),
+    packages=dict(type="list", elements="str", default=[]),
+    groups=dict(type="list", elements="str", default=[]),
+    users=dict(type="list", elements="str", default=[]),
+    services=dict(type="list", elements="str", default=[]),
+)
+
+
+def observe(module, files=(), packages=(), groups=(), users=(), services=()):
+    """Everything compare() needs, as plain data: {"files": {path: observe_file()},
+    "packages", "groups", "users", "services"}."""
+    asked = {}
+    for entry in files:
+        # A path listed twice: what either asks.
+        flags = asked.setdefault(entry["path"], {"sha256": False, "entries": False, "follow": False})
+        for key in flags:
+            flags[key] = flags[key] or bool(entry.get(key))
+    seen_files = {}
+    for path, flags in asked.items():
+        seen = observe_file(path, sha256=flags["sha256"], entries=flags["entries"])
+        seen_files[path] = seen
+        if flags["follow"] and seen["kind"] == "link" and "/" not in seen["target"]:
+            beside = os.path.join(os.path.dirname(path), seen["target"])
+            if beside not in asked:
+                seen_files[beside] = observe_file(beside)
+    accounts = observe_accounts(list(groups), list(users))
+    return {"files": seen_files, "packages": observe_packages(module, list(packages)),
+            "groups": accounts["groups"], "users": accounts["users"],
+            "services": observe_services(module, list(services))}
+
+
+def compare(seen, files=(), packages=(), groups=(), users=(), services=()):
+    """The differences, as differences() gives them, from what observe() saw: a path,
+    user or unit it did not look at is a difference too."""
+    found = []
+    for spec in files:
+        found.extend(compare_file(spec, seen["files"].get(spec["path"])))
+    found.extend(compare_packages(list(packages), seen["packages"]))
+    found.extend(compare_accounts(list(groups), list(users), seen))
+    found.extend(compare_services(list(services), seen["services"]))
     return found

@@ -47,6 +47,61 @@ options:
       - The envoy role asks here, in the call it makes anyway, so that a run that changes
         nothing need not call M(mailmesh.imap.envoy_ready) as well.
     type: str
+  observe:
+    description:
+      - Also look at these paths, packages, accounts and units, as
+        M(mailmesh.imap.host_state) would, and return what is there in RV(observed); the
+        P(mailmesh.imap.host_state_differences#filter) filter compares that with what a
+        role keeps, on the controller, with the same code.
+      - The envoy role looks here, in the call it makes anyway, because what it expects
+        depends on this module's answer (the architecture, the CPU count, the time
+        synchronisation clients); a run that changes nothing then needs no
+        M(mailmesh.imap.host_state) call.
+    type: dict
+    suboptions:
+      files:
+        description: The paths, each with what to read of it.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          path:
+            description: Absolute path; a link is not followed.
+            type: path
+            required: true
+          sha256:
+            description: Also the sha256 of a regular file's content.
+            type: bool
+            default: false
+          entries:
+            description: Also the names a directory holds.
+            type: bool
+            default: false
+          follow:
+            description: A link whose target is a name in the same directory - that
+              file too (its kind, owner, group and mode).
+            type: bool
+            default: false
+      packages:
+        description: Package names; RV(observed.packages) lists those installed.
+        type: list
+        elements: str
+        default: []
+      groups:
+        description: Group names; RV(observed.groups) lists those that exist.
+        type: list
+        elements: str
+        default: []
+      users:
+        description: User names; RV(observed.users) gives each one's primary group, shell, home, uid and gid.
+        type: list
+        elements: str
+        default: []
+      services:
+        description: Unit names (C(.service) added where there is no suffix).
+        type: list
+        elements: str
+        default: []
 seealso:
   - name: Envoy on arm64 and the address-space size
     description: Why tcmalloc needs a 48-bit virtual address space.
@@ -68,6 +123,24 @@ EXAMPLES = r"""
   mailmesh.imap.envoy_platform:
     admin_address: /run/envoy/admin.sock
   register: envoy_platform
+
+- name: Look at the sidecar's files and units in the same call
+  mailmesh.imap.envoy_platform:
+    observe:
+      files:
+        - path: /usr/local/bin/envoy
+          follow: true
+        - path: /etc/mailmesh/envoy/envoy.yaml
+          sha256: true
+      services: [envoy]
+  register: envoy_platform
+
+- name: Compare them with what the host should have
+  ansible.builtin.set_fact:
+    envoy_differences: >-
+      {{ envoy_platform.observed | mailmesh.imap.host_state_differences(
+         files=[{'path': '/etc/mailmesh/envoy/envoy.yaml', 'sha256': expected_sha256, 'mode': '0640'}],
+         services=['envoy']) }}
 """
 
 RETURN = r"""
@@ -134,6 +207,39 @@ envoy:
       description: Why Envoy is not ready or serves no certificate; empty when it is and does.
       type: str
       sample: ""
+observed:
+  description:
+    - What is at the paths and which packages, accounts and units there are
+      (O(observe)), for P(mailmesh.imap.host_state_differences#filter).
+  returned: when O(observe) is set
+  type: dict
+  contains:
+    files:
+      description:
+        - "Per path: C(kind) (C(file), C(directory), C(link), C(other); null when nothing
+          is there), C(owner), C(group), C(mode), and C(target) (a link), C(sha256) (a
+          file, when asked) or C(entries) (a directory, when asked)."
+      type: dict
+      sample: {"/etc/mailmesh/envoy/envoy.yaml": {"kind": "file", "owner": "root", "group": "envoy",
+               "mode": "0640", "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}}
+    packages:
+      description: The packages asked for that are installed.
+      type: list
+      elements: str
+      sample: [iproute2]
+    groups:
+      description: The groups asked for that exist.
+      type: list
+      elements: str
+      sample: [envoy]
+    users:
+      description: Per user asked for, its C(group), C(shell), C(home), C(uid) and C(gid); null when there is no such user.
+      type: dict
+      sample: {"envoy": {"group": "envoy", "shell": "/usr/sbin/nologin", "home": "/nonexistent", "uid": 998, "gid": 998}}
+    services:
+      description: Per unit, its C(LoadState), C(UnitFileState) and C(ActiveState) as systemd shows them.
+      type: dict
+      sample: {"envoy.service": {"LoadState": "loaded", "UnitFileState": "enabled", "ActiveState": "active"}}
 """
 
 import os
@@ -147,6 +253,7 @@ from ansible_collections.mailmesh.imap.plugins.module_utils._envoy_platform impo
     probe_va_bits,
     userland_bits,
 )
+from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import OBSERVE_OPTIONS, observe
 
 
 # The programs that tell which time synchronisation client a host has.
@@ -173,7 +280,8 @@ ADMIN_TIMEOUT = 0.5
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(fail_on_problem=dict(type="bool", default=True), admin_address=dict(type="str")),
+        argument_spec=dict(fail_on_problem=dict(type="bool", default=True), admin_address=dict(type="str"),
+                           observe=dict(type="dict", options=OBSERVE_OPTIONS)),
         supports_check_mode=True,
     )
     machine = os.uname()[4]
@@ -190,6 +298,8 @@ def main():
         # One question each to /ready and /certs (a timeout below the retry delay).
         answer, envoy_problem = wait(module.params["admin_address"], ADMIN_TIMEOUT, True)
         result["envoy"] = dict(answer, problem=envoy_problem or "")
+    if module.params["observe"] is not None:
+        result["observed"] = observe(module, **module.params["observe"])
     module.exit_json(**result)
 
 

@@ -187,3 +187,33 @@ def test_envoy_tasks_write_what_the_comparison_expects():
                 checked.add(_blankless(dest))
     # Every entry is written by some task.
     assert checked == set(by_path), set(by_path) - checked
+
+
+def test_envoy_compares_the_same_way_before_and_after_its_tasks():
+    """The first comparison (on the controller, from what envoy_platform observed) and the
+    one after the tasks (host_state on the host) take the same expected values, and
+    envoy_platform looks at every path of the kept list (the binary through its link)."""
+    tasks = yaml.safe_load((ROLES / "envoy" / "tasks" / "main.yml").read_text(encoding="utf-8"))
+    first = next(t for t in tasks if "ansible.builtin.set_fact" in t and "__envoy_state" in t["ansible.builtin.set_fact"])
+    expression = _blankless(first["ansible.builtin.set_fact"]["__envoy_state"]["differences"])
+    after = next(t for t in _tasks(yaml.safe_load((ROLES / "envoy" / "tasks" / "compare.yml").read_text(encoding="utf-8")))
+                 if "mailmesh.imap.host_state" in t)["mailmesh.imap.host_state"]
+    assert expression == ("{{__envoy_platform.observed|mailmesh.imap.host_state_differences(files=%s,packages=%s,"
+                          "groups=[envoy_group],users=%s,services=%s)}}" % tuple(
+                              _blankless(after[key]).strip("{}") for key in ("files", "packages", "users", "services")))
+    assert after["groups"] == ["{{ envoy_group }}"]
+    variables = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
+    observe = variables["__envoy_observe"]
+    assert _blankless(observe["files"]) == \
+        "{{[{'path':__envoy_binary,'follow':true}]+(__envoy_config_files|mailmesh.imap.host_state_observe)}}"
+    # The binary: the release file beside the link, which points at it by its name.
+    release, link = variables["__envoy_binary_files"]
+    assert _blankless(release["path"]) == "{{__envoy_binary_release_path}}"
+    assert _blankless(variables["__envoy_binary_release_path"]) == "{{__envoy_binary|dirname}}/{{__envoy_binary_release}}"
+    assert (_blankless(link["path"]), link["state"], _blankless(link["target"])) == \
+        ("{{__envoy_binary}}", "link", "{{__envoy_binary_release}}")
+    # Packages and units: whatever the host's time synchronisation, a superset.
+    assert _blankless(observe["packages"]) == "{{__envoy_base_packages+['systemd-timesyncd']}}"
+    assert _blankless(variables["__envoy_packages"]).startswith("{{__envoy_base_packages+")
+    assert observe["services"] == ["{{ __envoy_service }}", "{{ __envoy_quickack_service }}", "systemd-timesyncd"]
+    assert observe["users"] == ["{{ envoy_user }}"] and observe["groups"] == ["{{ envoy_group }}"]

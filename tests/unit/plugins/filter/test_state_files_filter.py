@@ -90,3 +90,53 @@ def test_the_role_way_through_the_templar():
     })
     assert templar.template(tag("{{ kept | mailmesh.imap.host_state_files }}")) == [
         {"path": "/etc/unit", "sha256": _sha256("unit\n"), "mode": "0644"}]
+
+
+def test_observe_asks_for_what_the_comparison_needs_and_renders_no_text():
+    files = [
+        {"path": "/etc/envoy", "state": "directory", "entries": ["a"]},
+        # Its text is not read (a template that cannot be rendered yet).
+        _Refused({"path": "/etc/envoy/envoy.yaml", "text": "{{ not_yet }}", "mode": "0640"}),
+        {"path": "/usr/local/lib/helper.py", "text": "x", "when": False},
+        {"path": "/usr/local/bin/envoy-1", "mode": "0755"},
+    ]
+    assert plugin.host_state_observe(files) == [
+        {"path": "/etc/envoy", "sha256": False, "entries": True},
+        {"path": "/etc/envoy/envoy.yaml", "sha256": True, "entries": False},
+        {"path": "/usr/local/bin/envoy-1", "sha256": False, "entries": False},
+    ]
+    with pytest.raises(AnsibleFilterError, match="host_state_observe: entry 0 has no path"):
+        plugin.host_state_observe([{"text": "x"}])
+
+
+def test_differences_from_what_was_observed():
+    observed = {
+        "files": {"/etc/envoy/envoy.yaml": {"kind": "file", "owner": "root", "group": "envoy", "mode": "0644",
+                                            "sha256": _sha256("admin: {}\n")}},
+        "packages": ["iproute2"], "groups": ["envoy"],
+        "users": {"envoy": {"group": "envoy", "shell": "/bin/sh", "home": "/nonexistent", "uid": 998, "gid": 998}},
+        "services": {"envoy.service": {"LoadState": "loaded", "UnitFileState": "enabled", "ActiveState": "active"}},
+    }
+    files = plugin.host_state_files([{"path": "/etc/envoy/envoy.yaml", "text": "admin: {}\n", "owner": "root",
+                                      "group": "envoy", "mode": "0640"}])
+    assert plugin.host_state_differences(
+        observed, files=files, packages=["iproute2", "ca-certificates"], groups=["envoy"],
+        users=[{"name": "envoy", "group": "envoy", "shell": "/usr/sbin/nologin"}], services=["envoy"]) == [
+        "/etc/envoy/envoy.yaml: mode is 0644, not 0640", "package ca-certificates: not installed",
+        "user envoy: shell is /bin/sh, not /usr/sbin/nologin"]
+    assert plugin.host_state_differences(observed, files=[{"path": "/etc/envoy", "state": "directory"}],
+                                         services=["envoy-quickack"]) == [
+        "/etc/envoy: not looked at", "envoy-quickack.service: not looked at"]
+
+
+@pytest.mark.parametrize("observed,options,message", [
+    ({"files": {}}, {}, "not an observed result of envoy_platform"),
+    (None, {}, "not an observed result of envoy_platform"),
+    ({"files": {}, "packages": [], "groups": [], "users": {}, "services": {}}, {"files": [{"path": "/a", "mode": "rw"}]},
+     "mode of /a must be octal"),
+    ({"files": {}, "packages": [], "groups": [], "users": {}, "services": {}}, {"users": [{"shell": "/bin/sh"}]},
+     "users entry 0 has no name"),
+])
+def test_differences_refuse_what_they_cannot_compare(observed, options, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        plugin.host_state_differences(observed, **options)

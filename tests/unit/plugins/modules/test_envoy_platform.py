@@ -1,9 +1,11 @@
 """Unit tests for plugins/modules/envoy_platform.py, run on this host as a module."""
 
+import hashlib
 import os
 
 import yaml
 
+from ansible_collections.mailmesh.imap.plugins.filter import state_files as filters
 from ansible_collections.mailmesh.imap.plugins.modules import envoy_platform as module
 
 
@@ -18,9 +20,36 @@ def test_reports_this_hosts_cpus_and_changes_nothing(run_module):
 def test_every_returned_key_is_documented(run_module):
     result = run_module(module, {"fail_on_problem": False})
     documented = set(yaml.safe_load(module.RETURN))
-    assert documented == {"machine", "arch", "va_bits", "cpus", "time_sync", "container", "problem", "envoy"}
-    # envoy: only with admin_address.
-    assert documented - {"envoy"} == set(result) - {"changed", "invocation"}
+    assert documented == {"machine", "arch", "va_bits", "cpus", "time_sync", "container", "problem", "envoy",
+                          "observed"}
+    # envoy: only with admin_address; observed: only with observe.
+    assert documented - {"envoy", "observed"} == set(result) - {"changed", "invocation"}
+
+
+def test_observe_looks_at_what_host_state_compares_in_the_same_call(run_module, tmp_path):
+    """What it saw, compared on the controller (the host_state_differences filter), gives
+    host_state's differences; a link is followed to the file beside it where asked."""
+    (tmp_path / "envoy-1.0").write_text("binary\n")
+    os.chmod(tmp_path / "envoy-1.0", 0o755)
+    os.symlink("envoy-1.0", tmp_path / "envoy")
+    (tmp_path / "envoy.yaml").write_text("admin: {}\n")
+    os.chmod(tmp_path / "envoy.yaml", 0o600)
+    result = run_module(module, {"fail_on_problem": False, "observe": {
+        "files": [{"path": str(tmp_path / "envoy"), "follow": True},
+                  {"path": str(tmp_path / "envoy.yaml"), "sha256": True}],
+        "users": ["root", "no-such-user-here"]}})
+    assert result["changed"] is False
+    observed = result["observed"]
+    assert set(observed) == {"files", "packages", "groups", "users", "services"}
+    assert observed["files"][str(tmp_path / "envoy")]["target"] == "envoy-1.0"
+    assert observed["files"][str(tmp_path / "envoy-1.0")]["mode"] == "0755"
+    assert observed["users"]["no-such-user-here"] is None
+    expected = [{"path": str(tmp_path / "envoy"), "state": "link", "target": "envoy-1.0"},
+                {"path": str(tmp_path / "envoy-1.0"), "mode": "0755"},
+                {"path": str(tmp_path / "envoy.yaml"), "mode": "0640",
+                 "sha256": hashlib.sha256(b"admin: {}\n").hexdigest()}]
+    assert filters.host_state_differences(observed, files=expected, users=[{"name": "root", "home": "/root"}]) == \
+        ["%s: mode is 0600, not 0640" % (tmp_path / "envoy.yaml")]
 
 
 def test_time_sync_clients_by_their_programs():

@@ -180,3 +180,61 @@ def test_documented_options_and_return_values():
     assert set(doc["options"]["users"]["suboptions"]) == {"name", "group", "shell", "home", "uid", "gid"}
     assert yaml.safe_load(module.EXAMPLES)
     assert set(yaml.safe_load(module.RETURN)) == {"differences", "contents"}
+
+
+class _Host:
+    """dpkg-query and systemctl show as a module would run them."""
+
+    def __init__(self, dpkg="", units=""):
+        self.outputs = {"dpkg-query": (1 if not dpkg else 0, dpkg, ""), "systemctl": (0, units, "")}
+
+    def run_command(self, argv):
+        return self.outputs[argv[0]]
+
+    def fail_json(self, **kw):
+        raise AssertionError(kw)
+
+
+def test_observe_then_compare_finds_what_the_comparison_on_the_host_finds(tree):
+    """The two halves: what observe() returns goes through JSON (a module's result) and
+    compare() gives the same differences, in the same order, as differences()."""
+    import json
+    me = compare._name(compare.pwd.getpwuid, os.getuid())
+    (tree / "conf" / "old.yaml").write_text("stale\n")
+    files = [spec(tree / "conf", state="directory", owner=me, mode="0755", entries=["app.yaml"]),
+             spec(tree / "conf" / "app.yaml", sha256=sha256("listen: 993\n"), group="no-such-group", mode="0640"),
+             spec(tree / "app", state="link", target="app-2.0"),
+             spec(tree / "gone"), spec(tree / "gone", state="absent"), spec(tree / "conf", state="absent")]
+    host = _Host("iproute2 ii \nold rc \n",
+                 "Id=envoy.service\nLoadState=loaded\nUnitFileState=disabled\nActiveState=active\n")
+    users = [{"name": "root", "shell": "/usr/sbin/nologin"}, {"name": "no-such-user"}]
+    expected = dict(files=files, packages=["iproute2", "old"], groups=["no-such-group"], users=users,
+                    services=["envoy"])
+    on_host = compare.differences(host, **expected)
+    assert len(on_host) == 12, on_host
+    seen = json.loads(json.dumps(compare.observe(
+        host, files=[{"path": f["path"], "sha256": bool(f["sha256"]), "entries": "entries" in f} for f in files],
+        packages=["iproute2", "old"], groups=["no-such-group"], users=["root", "no-such-user"], services=["envoy"])))
+    assert compare.compare(seen, **expected) == on_host
+
+
+def test_what_observe_did_not_look_at_is_a_difference(tree):
+    seen = compare.observe(_Host(), files=[{"path": str(tree / "conf" / "app.yaml")}])
+    assert compare.compare(seen, files=[spec(tree / "conf" / "app.yaml", sha256=sha256("listen: 143\n")),
+                                        spec(tree / "conf", state="directory", entries=["app.yaml"])],
+                           users=[{"name": "root"}], services=["envoy"]) == [
+        "%s/conf/app.yaml: content differs" % tree, "%s/conf: not looked at" % tree,
+        "user root: not looked at", "envoy.service: not looked at"]
+
+
+def test_observe_follows_a_link_to_its_target_beside_it(tree):
+    (tree / "app-1.0").write_text("binary\n")
+    os.chmod(tree / "app-1.0", 0o755)
+    seen = compare.observe(_Host(), files=[{"path": str(tree / "app"), "follow": True}])
+    assert seen["files"][str(tree / "app")]["target"] == "app-1.0"
+    assert compare.compare(seen, files=[spec(tree / "app", state="link", target="app-1.0"),
+                                        spec(tree / "app-1.0", mode="0755")]) == []
+    # The link points elsewhere: the file the role expects was not looked at.
+    assert compare.compare(seen, files=[spec(tree / "app", state="link", target="app-2.0"),
+                                        spec(tree / "app-2.0", mode="0755")]) == [
+        "%s/app: points at app-1.0, not app-2.0" % tree, "%s/app-2.0: not looked at" % tree]
