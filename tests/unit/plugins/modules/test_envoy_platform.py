@@ -5,7 +5,7 @@ import os
 
 import yaml
 
-from ansible_collections.mailmesh.imap.plugins.filter import state_files as filters
+from ansible_collections.mailmesh.imap.plugins.module_utils import _host_state
 from ansible_collections.mailmesh.imap.plugins.modules import envoy_platform as module
 
 
@@ -27,8 +27,9 @@ def test_every_returned_key_is_documented(run_module):
 
 
 def test_observe_looks_at_what_host_state_compares_in_the_same_call(run_module, tmp_path):
-    """What it saw, compared on the controller (the host_state_differences filter), gives
-    host_state's differences; a link is followed to the file beside it where asked."""
+    """What it saw, compared as the host_state_differences filter compares it on the
+    controller (module_utils/_host_state.compare), gives host_state's differences; a link
+    is followed to the file beside it where asked."""
     (tmp_path / "envoy-1.0").write_text("binary\n")
     os.chmod(tmp_path / "envoy-1.0", 0o755)
     os.symlink("envoy-1.0", tmp_path / "envoy")
@@ -48,7 +49,7 @@ def test_observe_looks_at_what_host_state_compares_in_the_same_call(run_module, 
                 {"path": str(tmp_path / "envoy-1.0"), "mode": "0755"},
                 {"path": str(tmp_path / "envoy.yaml"), "mode": "0640",
                  "sha256": hashlib.sha256(b"admin: {}\n").hexdigest()}]
-    assert filters.host_state_differences(observed, files=expected, users=[{"name": "root", "home": "/root"}]) == \
+    assert _host_state.compare(observed, files=expected, users=[{"name": "root", "home": "/root"}]) == \
         ["%s: mode is 0600, not 0640" % (tmp_path / "envoy.yaml")]
 
 
