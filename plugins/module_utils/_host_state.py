@@ -262,7 +262,7 @@ def observe_services(module, services):
 def compare_services(services, seen):
     found = []
     for name in _unit_names(services):
-        unit = seen.get(name)
+        unit = (seen or {}).get(name)
         if unit is None:
             found.append("%s: not looked at" % name)
             continue
@@ -333,9 +333,36 @@ OBSERVE_OPTIONS = dict(
 )
 
 
+class _NotObserved(Exception):
+    """A command observe() runs failed: what it would have shown is not looked at."""
+
+
+class _Reporting(object):
+    """The module's run_command for observe(), with a failure raised, not ending the module."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def run_command(self, argv):
+        try:
+            return self._module.run_command(argv, handle_exceptions=False)
+        except OSError as exc:
+            raise _NotObserved("%s: %s" % (argv[0], exc))
+
+    def fail_json(self, msg, **_kwargs):
+        raise _NotObserved(msg)
+
+
 def observe(module, files=(), packages=(), groups=(), users=(), services=()):
     """Everything compare() needs, as plain data: {"files": {path: observe_file()},
-    "packages", "groups", "users", "services"}."""
+    "packages", "groups", "users", "services", "problems"}.
+
+    A failure of dpkg-query or systemctl (a host without them, or without systemd as
+    its init) does not fail the module that looks: the packages or units are null
+    (compared as not looked at) and "problems" says why, so that the module's own checks
+    (envoy_platform's) still speak first."""
+    reporting = _Reporting(module)
+    problems = []
     asked = {}
     for entry in files:
         # A path listed twice: what either asks.
@@ -351,9 +378,18 @@ def observe(module, files=(), packages=(), groups=(), users=(), services=()):
             if beside not in asked:
                 seen_files[beside] = observe_file(beside)
     accounts = observe_accounts(list(groups), list(users))
-    return {"files": seen_files, "packages": observe_packages(module, list(packages)),
-            "groups": accounts["groups"], "users": accounts["users"],
-            "services": observe_services(module, list(services))}
+    try:
+        seen_packages = observe_packages(reporting, list(packages))
+    except _NotObserved as exc:
+        seen_packages = None
+        problems.append(str(exc))
+    try:
+        seen_services = observe_services(reporting, list(services))
+    except _NotObserved as exc:
+        seen_services = None
+        problems.append(str(exc))
+    return {"files": seen_files, "packages": seen_packages, "groups": accounts["groups"], "users": accounts["users"],
+            "services": seen_services, "problems": problems}
 
 
 def compare(seen, files=(), packages=(), groups=(), users=(), services=()):
@@ -362,7 +398,12 @@ def compare(seen, files=(), packages=(), groups=(), users=(), services=()):
     found = []
     for spec in files:
         found.extend(compare_file(spec, seen["files"].get(spec["path"])))
-    found.extend(compare_packages(list(packages), seen["packages"]))
+    if seen["packages"] is None:
+        found.extend("package %s: not looked at" % name for name in _package_names(packages))
+    else:
+        found.extend(compare_packages(list(packages), seen["packages"]))
     found.extend(compare_accounts(list(groups), list(users), seen))
     found.extend(compare_services(list(services), seen["services"]))
+    # Why something was not looked at (observe()'s problems).
+    found.extend("not looked at: %s" % problem for problem in seen.get("problems") or ())
     return found

@@ -223,7 +223,7 @@ observed:
       sample: {"/etc/mailmesh/envoy/envoy.yaml": {"kind": "file", "owner": "root", "group": "envoy",
                "mode": "0640", "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}}
     packages:
-      description: The packages asked for that are installed.
+      description: The packages asked for that are installed; null when C(dpkg-query) failed (RV(observed.problems)).
       type: list
       elements: str
       sample: [iproute2]
@@ -237,9 +237,20 @@ observed:
       type: dict
       sample: {"envoy": {"group": "envoy", "shell": "/usr/sbin/nologin", "home": "/nonexistent", "uid": 998, "gid": 998}}
     services:
-      description: Per unit, its C(LoadState), C(UnitFileState) and C(ActiveState) as systemd shows them.
+      description:
+        - Per unit, its C(LoadState), C(UnitFileState) and C(ActiveState) as systemd shows
+          them; null when C(systemctl show) failed (RV(observed.problems)).
       type: dict
       sample: {"envoy.service": {"LoadState": "loaded", "UnitFileState": "enabled", "ActiveState": "active"}}
+    problems:
+      description:
+        - Why packages or units were not looked at (C(dpkg-query) or C(systemctl) failed,
+          for example on a host without systemd as its init). Not a failure of this module,
+          so that its own checks, and the role's, speak first; the filter reports them as
+          differences.
+      type: list
+      elements: str
+      sample: []
 """
 
 import os

@@ -41,7 +41,8 @@ def test_observe_looks_at_what_host_state_compares_in_the_same_call(run_module, 
         "users": ["root", "no-such-user-here"]}})
     assert result["changed"] is False
     observed = result["observed"]
-    assert set(observed) == {"files", "packages", "groups", "users", "services"}
+    assert set(observed) == {"files", "packages", "groups", "users", "services", "problems"}
+    assert observed["problems"] == []
     assert observed["files"][str(tmp_path / "envoy")]["target"] == "envoy-1.0"
     assert observed["files"][str(tmp_path / "envoy-1.0")]["mode"] == "0755"
     assert observed["users"]["no-such-user-here"] is None

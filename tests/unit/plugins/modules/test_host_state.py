@@ -188,7 +188,7 @@ class _Host:
     def __init__(self, dpkg="", units=""):
         self.outputs = {"dpkg-query": (1 if not dpkg else 0, dpkg, ""), "systemctl": (0, units, "")}
 
-    def run_command(self, argv):
+    def run_command(self, argv, handle_exceptions=True):
         return self.outputs[argv[0]]
 
     def fail_json(self, **kw):
@@ -238,3 +238,26 @@ def test_observe_follows_a_link_to_its_target_beside_it(tree):
     assert compare.compare(seen, files=[spec(tree / "app", state="link", target="app-2.0"),
                                         spec(tree / "app-2.0", mode="0755")]) == [
         "%s/app: points at app-1.0, not app-2.0" % tree, "%s/app-2.0: not looked at" % tree]
+
+
+class _NoSystemd(_Host):
+    """A host whose systemctl fails (no systemd as init) and without dpkg-query."""
+
+    def run_command(self, argv, handle_exceptions=True):
+        assert handle_exceptions is False
+        if argv[0] == "dpkg-query":
+            raise OSError(2, "No such file or directory")
+        return 1, "", "System has not been booted with systemd as init system (PID 1). Can't operate."
+
+
+def test_observe_reports_a_command_that_failed_instead_of_failing():
+    seen = compare.observe(_NoSystemd(), packages=["iproute2"], services=["envoy"])
+    assert seen["packages"] is None and seen["services"] is None
+    assert seen["problems"] == [
+        "dpkg-query: [Errno 2] No such file or directory",
+        "systemctl show failed (rc 1): System has not been booted with systemd as init system (PID 1). Can't operate."]
+    assert compare.compare(seen, packages=["iproute2"], services=["envoy"]) == [
+        "package iproute2: not looked at", "envoy.service: not looked at",
+        "not looked at: dpkg-query: [Errno 2] No such file or directory",
+        "not looked at: systemctl show failed (rc 1): System has not been booted with systemd as init system (PID 1). "
+        "Can't operate."]
