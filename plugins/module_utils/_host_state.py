@@ -89,14 +89,14 @@ def compare_file(spec, seen):
     if spec.get("sha256") and seen.get("sha256") != spec["sha256"].lower():
         found.append("%s: content differs" % path)
     if kind == "directory" and spec.get("entries") is not None:
-        actual = set(seen.get("entries") or ())
-        expected = set(spec["entries"])
         if "entries" not in seen:
             found.append("%s: entries not looked at" % path)
-        elif actual - expected:
-            found.append("%s: holds %s, which it should not" % (path, ", ".join(sorted(actual - expected))))
-        if "entries" in seen and expected - actual:
-            found.append("%s: lacks %s" % (path, ", ".join(sorted(expected - actual))))
+        else:
+            actual, expected = set(seen["entries"]), set(spec["entries"])
+            if actual - expected:
+                found.append("%s: holds %s, which it should not" % (path, ", ".join(sorted(actual - expected))))
+            if expected - actual:
+                found.append("%s: lacks %s" % (path, ", ".join(sorted(expected - actual))))
     if spec.get("owner") and seen["owner"] != spec["owner"]:
         found.append("%s: owner is %s, not %s" % (path, seen["owner"], spec["owner"]))
     if spec.get("group") and seen["group"] != spec["group"]:
@@ -104,11 +104,6 @@ def compare_file(spec, seen):
     if spec.get("mode") is not None and _mode(seen["mode"]) != _mode(spec["mode"]):
         found.append("%s: mode is %s, not %04o" % (path, seen["mode"], _mode(spec["mode"])))
     return found
-
-
-def file_differences(spec):
-    return compare_file(spec, observe_file(spec["path"], sha256=bool(spec.get("sha256")),
-                                           entries=spec.get("entries") is not None))
 
 
 _READ_LIMIT = 1 << 20
@@ -155,25 +150,33 @@ def _package_names(packages):
     return [p.split("=", 1)[0].split(":", 1)[0] for p in packages]
 
 
+class NotObserved(Exception):
+    """A command that looks at the host (dpkg-query, systemctl) failed or is missing."""
+
+
+def _run(module, argv):
+    try:
+        return module.run_command(argv, handle_exceptions=False)
+    except OSError as exc:
+        raise NotObserved("%s: %s" % (argv[0], exc))
+
+
 def observe_packages(module, packages):
-    """The names among packages that are installed, sorted."""
+    """The names among packages that are installed, sorted; NotObserved when dpkg-query
+    fails."""
     if not packages:
         return []
-    rc, out, err = module.run_command(
-        ["dpkg-query", "--show", "--showformat=${Package} ${db:Status-Abbrev}\\n"] + _package_names(packages)
+    rc, out, err = _run(
+        module, ["dpkg-query", "--show", "--showformat=${Package} ${db:Status-Abbrev}\\n"] + _package_names(packages)
     )
     if rc not in (0, 1):
-        module.fail_json(msg="dpkg-query failed (rc %s): %s" % (rc, err.strip()))
+        raise NotObserved("dpkg-query failed (rc %s): %s" % (rc, err.strip()))
     return sorted(installed_packages(out))
 
 
 def compare_packages(packages, installed):
     installed = set(installed)
     return ["package %s: not installed" % name for name in _package_names(packages) if name not in installed]
-
-
-def package_differences(module, packages):
-    return compare_packages(packages, observe_packages(module, list(packages)))
 
 
 def observe_accounts(groups, users):
@@ -215,10 +218,6 @@ def compare_accounts(groups, users, seen):
     return found
 
 
-def account_differences(groups, users):
-    return compare_accounts(groups, users, observe_accounts(groups, [spec["name"] for spec in users]))
-
-
 def parse_units(output):
     """The blocks of `systemctl show --property=Id,...`, one dict per unit, in order."""
     units, current = [], {}
@@ -243,18 +242,16 @@ def _unit_names(services):
 
 def observe_services(module, services):
     """{unit name (".service" added where the name has no suffix): its LoadState,
-    UnitFileState and ActiveState}."""
+    UnitFileState and ActiveState}; NotObserved when systemctl fails."""
     if not services:
         return {}
     names = _unit_names(services)
-    rc, out, err = module.run_command(
-        ["systemctl", "show", "--property=Id,LoadState,UnitFileState,ActiveState", "--"] + names
-    )
+    rc, out, err = _run(module, ["systemctl", "show", "--property=Id,LoadState,UnitFileState,ActiveState", "--"] + names)
     if rc != 0:
-        module.fail_json(msg="systemctl show failed (rc %s): %s" % (rc, err.strip()))
+        raise NotObserved("systemctl show failed (rc %s): %s" % (rc, err.strip()))
     units = parse_units(out)
     if len(units) != len(names):
-        module.fail_json(msg="systemctl show returned %d units for %d names" % (len(units), len(names)))
+        raise NotObserved("systemctl show returned %d units for %d names" % (len(units), len(names)))
     return dict((name, dict((key, unit.get(key, "")) for key in ("LoadState", "UnitFileState", "ActiveState")))
                 for name, unit in zip(names, units))
 
@@ -274,10 +271,6 @@ def compare_services(services, seen):
         if unit.get("ActiveState") != "active":
             found.append("%s: not active (%s)" % (name, unit.get("ActiveState") or "unknown"))
     return found
-
-
-def service_differences(module, services):
-    return compare_services(services, observe_services(module, list(services)))
 
 
 # The options of a path to compare (host_state's files, vault_pki_cert's
@@ -305,17 +298,6 @@ def mode_problem(files, option="files"):
     return None
 
 
-def differences(module, files=(), packages=(), groups=(), users=(), services=()):
-    """Every difference, files first, then packages, accounts and units."""
-    found = []
-    for spec in files:
-        found.extend(file_differences(spec))
-    found.extend(package_differences(module, list(packages)))
-    found.extend(account_differences(groups, users))
-    found.extend(service_differences(module, list(services)))
-    return found
-
-
 # What observe() takes: the paths to look at (a file's sha256 and a directory's entries
 # only where asked; follow: a link's target in the same directory is looked at too),
 # and the names of packages, groups, users and units.
@@ -333,35 +315,14 @@ OBSERVE_OPTIONS = dict(
 )
 
 
-class _NotObserved(Exception):
-    """A command observe() runs failed: what it would have shown is not looked at."""
-
-
-class _Reporting(object):
-    """The module's run_command for observe(), with a failure raised, not ending the module."""
-
-    def __init__(self, module):
-        self._module = module
-
-    def run_command(self, argv):
-        try:
-            return self._module.run_command(argv, handle_exceptions=False)
-        except OSError as exc:
-            raise _NotObserved("%s: %s" % (argv[0], exc))
-
-    def fail_json(self, msg, **_kwargs):
-        raise _NotObserved(msg)
-
-
-def observe(module, files=(), packages=(), groups=(), users=(), services=()):
+def observe(module, files=(), packages=(), groups=(), users=(), services=(), strict=False):
     """Everything compare() needs, as plain data: {"files": {path: observe_file()},
     "packages", "groups", "users", "services", "problems"}.
 
     A failure of dpkg-query or systemctl (a host without them, or without systemd as
     its init) does not fail the module that looks: the packages or units are null
     (compared as not looked at) and "problems" says why, so that the module's own checks
-    (envoy_platform's) still speak first."""
-    reporting = _Reporting(module)
+    (envoy_platform's) still speak first. With strict, NotObserved is raised instead."""
     problems = []
     asked = {}
     for entry in files:
@@ -379,13 +340,17 @@ def observe(module, files=(), packages=(), groups=(), users=(), services=()):
                 seen_files[beside] = observe_file(beside)
     accounts = observe_accounts(list(groups), list(users))
     try:
-        seen_packages = observe_packages(reporting, list(packages))
-    except _NotObserved as exc:
+        seen_packages = observe_packages(module, list(packages))
+    except NotObserved as exc:
+        if strict:
+            raise
         seen_packages = None
         problems.append(str(exc))
     try:
-        seen_services = observe_services(reporting, list(services))
-    except _NotObserved as exc:
+        seen_services = observe_services(module, list(services))
+    except NotObserved as exc:
+        if strict:
+            raise
         seen_services = None
         problems.append(str(exc))
     return {"files": seen_files, "packages": seen_packages, "groups": accounts["groups"], "users": accounts["users"],
@@ -407,3 +372,18 @@ def compare(seen, files=(), packages=(), groups=(), users=(), services=()):
     # Why something was not looked at (observe()'s problems).
     found.extend("not looked at: %s" % problem for problem in seen.get("problems") or ())
     return found
+
+
+def differences(module, files=(), packages=(), groups=(), users=(), services=()):
+    """Every difference from files (FILE_OPTIONS entries), packages, groups, users and
+    services, files first: compare(observe()) on the host, in one walk. A dpkg-query or
+    systemctl that fails, fails the module."""
+    files, users = list(files), list(users)
+    try:
+        seen = observe(module, files=[{"path": spec["path"], "sha256": bool(spec.get("sha256")),
+                                       "entries": spec.get("entries") is not None} for spec in files],
+                       packages=packages, groups=groups, users=[spec["name"] for spec in users], services=services,
+                       strict=True)
+    except NotObserved as exc:
+        module.fail_json(msg=str(exc))
+    return compare(seen, files, packages, groups, users, services)

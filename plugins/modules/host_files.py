@@ -27,9 +27,9 @@ description:
     kept.
   - Wrong input (a relative path, a file without its text, a directory with one, a
     validate command without C(%s)) is refused, naming each entry, before anything on
-    the host changes. A path of the
-    other kind already on the host (a directory where a file belongs, or the reverse)
-    stops the module at that entry; the entries before it are kept.
+    the host changes. A path of the other kind already on the host (a directory where a
+    file belongs, or the reverse) stops the module at that entry; the entries before it
+    are kept.
 attributes:
   check_mode:
     support: full

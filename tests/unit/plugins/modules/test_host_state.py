@@ -27,6 +27,27 @@ def sha256(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+class _Host:
+    """dpkg-query and systemctl show as a module would run them."""
+
+    def __init__(self, dpkg="", units=""):
+        self.outputs = {"dpkg-query": (1 if not dpkg else 0, dpkg, ""), "systemctl": (0, units, "")}
+
+    def run_command(self, argv, handle_exceptions=True):
+        return self.outputs[argv[0]]
+
+    def fail_json(self, **kw):
+        raise AssertionError(kw)
+
+
+def account_differences(groups, users):
+    return compare.differences(_Host(), groups=groups, users=users)
+
+
+def file_differences(entry):
+    return compare.differences(_Host(), files=[entry])
+
+
 def spec(path, **kw):
     return dict({"state": "file", "sha256": None, "target": None, "owner": None, "group": None, "mode": None},
                 path=str(path), **kw)
@@ -34,42 +55,42 @@ def spec(path, **kw):
 
 def test_a_host_as_expected_has_no_differences(tree):
     me = compare._name(compare.pwd.getpwuid, os.getuid())
-    assert compare.file_differences(spec(tree / "conf", state="directory", owner=me, mode="0750")) == []
-    assert compare.file_differences(spec(tree / "conf" / "app.yaml", sha256=sha256("listen: 143\n"),
-                                         owner=me, mode="0640")) == []
-    assert compare.file_differences(spec(tree / "app", state="link", target="app-1.0")) == []
+    assert file_differences(spec(tree / "conf", state="directory", owner=me, mode="0750")) == []
+    assert file_differences(spec(tree / "conf" / "app.yaml", sha256=sha256("listen: 143\n"),
+                                 owner=me, mode="0640")) == []
+    assert file_differences(spec(tree / "app", state="link", target="app-1.0")) == []
 
 
 def test_each_difference_is_named(tree):
     config = tree / "conf" / "app.yaml"
-    assert compare.file_differences(spec(config, sha256=sha256("listen: 993\n"))) == ["%s: content differs" % config]
-    assert compare.file_differences(spec(config, mode="0600")) == ["%s: mode is 0640, not 0600" % config]
-    assert compare.file_differences(spec(config, owner="nobody-at-all"))[0].startswith("%s: owner is " % config)
-    assert compare.file_differences(spec(config, group="no-such-group"))[0].startswith("%s: group is " % config)
-    assert compare.file_differences(spec(tree / "gone")) == ["%s/gone: missing" % tree]
-    assert compare.file_differences(spec(tree / "conf")) == ["%s/conf: not a file" % tree]
-    assert compare.file_differences(spec(tree / "app", state="link", target="app-2.0")) == [
+    assert file_differences(spec(config, sha256=sha256("listen: 993\n"))) == ["%s: content differs" % config]
+    assert file_differences(spec(config, mode="0600")) == ["%s: mode is 0640, not 0600" % config]
+    assert file_differences(spec(config, owner="nobody-at-all"))[0].startswith("%s: owner is " % config)
+    assert file_differences(spec(config, group="no-such-group"))[0].startswith("%s: group is " % config)
+    assert file_differences(spec(tree / "gone")) == ["%s/gone: missing" % tree]
+    assert file_differences(spec(tree / "conf")) == ["%s/conf: not a file" % tree]
+    assert file_differences(spec(tree / "app", state="link", target="app-2.0")) == [
         "%s/app: points at app-1.0, not app-2.0" % tree]
     # A link is not followed: a link where a file belongs is a difference.
-    assert compare.file_differences(spec(tree / "app")) == ["%s/app: not a file" % tree]
+    assert file_differences(spec(tree / "app")) == ["%s/app: not a file" % tree]
 
 
 def test_a_directory_holds_its_entries_and_nothing_else(tree):
     conf = tree / "conf"
-    assert compare.file_differences(spec(conf, state="directory", entries=["app.yaml"])) == []
+    assert file_differences(spec(conf, state="directory", entries=["app.yaml"])) == []
     (conf / "old.yaml").write_text("stale\n")
-    assert compare.file_differences(spec(conf, state="directory", entries=["app.yaml", "tls.yaml"])) == [
+    assert file_differences(spec(conf, state="directory", entries=["app.yaml", "tls.yaml"])) == [
         "%s: holds old.yaml, which it should not" % conf, "%s: lacks tls.yaml" % conf]
     # Omitted: the directory's content is not compared.
-    assert compare.file_differences(spec(conf, state="directory")) == []
+    assert file_differences(spec(conf, state="directory")) == []
 
 
 def test_absent_means_nothing_there_not_even_a_dangling_link(tree):
-    assert compare.file_differences(spec(tree / "gone", state="absent")) == []
-    assert compare.file_differences(spec(tree / "conf", state="absent")) == [
+    assert file_differences(spec(tree / "gone", state="absent")) == []
+    assert file_differences(spec(tree / "conf", state="absent")) == [
         "%s/conf: present, and should not be" % tree]
     os.symlink("nowhere", tree / "dangling")
-    assert compare.file_differences(spec(tree / "dangling", state="absent")) == [
+    assert file_differences(spec(tree / "dangling", state="absent")) == [
         "%s/dangling: present, and should not be" % tree]
 
 
@@ -82,21 +103,21 @@ def test_octal_modes_as_strings_or_as_yaml_numbers():
 def test_accounts(monkeypatch):
     root = compare.pwd.getpwnam("root")
     group = compare._name(compare.grp.getgrgid, root.pw_gid)
-    assert compare.account_differences([group], [{"name": "root", "group": group, "shell": root.pw_shell,
-                                                 "home": root.pw_dir}]) == []
-    assert compare.account_differences(["no-such-group"], [{"name": "no-such-user"}]) == [
+    assert account_differences([group], [{"name": "root", "group": group, "shell": root.pw_shell,
+                                         "home": root.pw_dir}]) == []
+    assert account_differences(["no-such-group"], [{"name": "no-such-user"}]) == [
         "group no-such-group: missing", "user no-such-user: missing"]
-    assert compare.account_differences([], [{"name": "root", "shell": "/usr/sbin/nologin"}]) == [
+    assert account_differences([], [{"name": "root", "shell": "/usr/sbin/nologin"}]) == [
         "user root: shell is %s, not /usr/sbin/nologin" % root.pw_shell]
 
 
 def test_user_ids():
     root = compare.pwd.getpwnam("root")
     # uid 0 and gid 0 are values, not "omitted".
-    assert compare.account_differences([], [{"name": "root", "uid": root.pw_uid, "gid": root.pw_gid}]) == []
-    assert compare.account_differences([], [{"name": "root", "uid": root.pw_uid + 5000, "gid": None}]) == [
+    assert account_differences([], [{"name": "root", "uid": root.pw_uid, "gid": root.pw_gid}]) == []
+    assert account_differences([], [{"name": "root", "uid": root.pw_uid + 5000, "gid": None}]) == [
         "user root: uid is %s, not %s" % (root.pw_uid, root.pw_uid + 5000)]
-    assert compare.account_differences([], [{"name": "root", "gid": root.pw_gid + 5000}]) == [
+    assert account_differences([], [{"name": "root", "gid": root.pw_gid + 5000}]) == [
         "user root: gid is %s, not %s" % (root.pw_gid, root.pw_gid + 5000)]
 
 
@@ -119,7 +140,7 @@ def test_services_compare_enabled_and_active():
             self.out = out
             self.argv = None
 
-        def run_command(self, argv):
+        def run_command(self, argv, handle_exceptions=True):
             self.argv = argv
             return 0, self.out, ""
 
@@ -128,7 +149,7 @@ def test_services_compare_enabled_and_active():
 
     fake = Fake("Id=envoy.service\nLoadState=loaded\nUnitFileState=disabled\nActiveState=failed\n\n"
                 "Id=q.service\nLoadState=not-found\nUnitFileState=\nActiveState=inactive\n")
-    assert compare.service_differences(fake, ["envoy", "q.service"]) == [
+    assert compare.differences(fake, services=["envoy", "q.service"]) == [
         "envoy.service: not enabled (disabled)", "envoy.service: not active (failed)",
         "q.service: not loaded (not-found)"]
     assert fake.argv[-2:] == ["envoy.service", "q.service"]
@@ -167,8 +188,8 @@ def test_read_refuses_a_directory_and_a_large_file(tree, run_module, monkeypatch
 
 
 def test_a_link_without_a_target_is_compared_by_kind(tree):
-    assert compare.file_differences(spec(tree / "app", state="link")) == []
-    assert compare.file_differences(spec(tree / "conf" / "app.yaml", state="link")) == [
+    assert file_differences(spec(tree / "app", state="link")) == []
+    assert file_differences(spec(tree / "conf" / "app.yaml", state="link")) == [
         "%s/conf/app.yaml: not a link" % tree]
 
 
@@ -180,19 +201,6 @@ def test_documented_options_and_return_values():
     assert set(doc["options"]["users"]["suboptions"]) == {"name", "group", "shell", "home", "uid", "gid"}
     assert yaml.safe_load(module.EXAMPLES)
     assert set(yaml.safe_load(module.RETURN)) == {"differences", "contents"}
-
-
-class _Host:
-    """dpkg-query and systemctl show as a module would run them."""
-
-    def __init__(self, dpkg="", units=""):
-        self.outputs = {"dpkg-query": (1 if not dpkg else 0, dpkg, ""), "systemctl": (0, units, "")}
-
-    def run_command(self, argv, handle_exceptions=True):
-        return self.outputs[argv[0]]
-
-    def fail_json(self, **kw):
-        raise AssertionError(kw)
 
 
 def test_observe_then_compare_finds_what_the_comparison_on_the_host_finds(tree):
@@ -261,3 +269,19 @@ def test_observe_reports_a_command_that_failed_instead_of_failing():
         "not looked at: dpkg-query: [Errno 2] No such file or directory",
         "not looked at: systemctl show failed (rc 1): System has not been booted with systemd as init system (PID 1). "
         "Can't operate."]
+
+
+def test_a_command_that_fails_on_the_host_fails_the_comparison_there():
+    """differences() is compare(observe()) with strict: host_state and vault_pki_cert
+    fail with observe()'s message instead of reporting "not looked at"."""
+    class Failed(Exception):
+        pass
+
+    class Module(_NoSystemd):
+        def fail_json(self, msg, **_kw):
+            raise Failed(msg)
+
+    with pytest.raises(Failed, match=r"^dpkg-query: \[Errno 2\] No such file or directory$"):
+        compare.differences(Module(), packages=["iproute2"], services=["envoy"])
+    with pytest.raises(Failed, match=r"^systemctl show failed \(rc 1\): System has not been booted"):
+        compare.differences(Module(), services=["envoy"])
