@@ -82,6 +82,8 @@ def test_binary_install_from_mirror(tmp_path, served, envoy_source):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cached = cache / ("release-" + VERSION) / ("envoy-" + MACHINE)
     assert cached.is_file() and os.access(cached, os.X_OK)
+    # What hosts are sent: the gzip copy beside it, made once.
+    assert (cached.parent / (cached.name + ".gz")).is_file()
     assert dest.is_file() and os.access(dest, os.X_OK)
     assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]
     assert dest.stat().st_size == source.stat().st_size

@@ -16,7 +16,7 @@ import pytest
 ROLES = pathlib.Path(__file__).resolve().parents[3] / "roles"
 # Per role: the task files main.yml runs only where the comparison finds a difference.
 CONVERGE = {
-    "envoy": ["install.yml", "install_wheel.yml", "install_binary.yml", "configure.yml",
+    "envoy": ["install.yml", "install_wheel.yml", "install_binary.yml", "copy_binary.yml", "configure.yml",
               "quickack.yml", "service.yml"],
     "dovecot": ["accounts.yml", "configure.yml", "service.yml"],
     "nginx_mail": ["configure.yml", "service.yml"],
@@ -32,7 +32,8 @@ STATE_VARIABLES = {
     "dovecot": ["__dovecot_state_files", "__dovecot_kept_files", "__dovecot_gone_files"],
     "nginx_mail": ["__nginx_mail_state_files", "__nginx_mail_unit_state_files"],
 }
-WRITERS = ("ansible.builtin.copy", "ansible.builtin.template", "ansible.builtin.file", "mailmesh.imap.host_files")
+WRITERS = ("ansible.builtin.copy", "ansible.builtin.template", "ansible.builtin.file", "mailmesh.imap.host_files",
+           "mailmesh.imap.gunzip_copy")
 
 
 def _tasks(items):
@@ -217,3 +218,18 @@ def test_envoy_compares_the_same_way_before_and_after_its_tasks():
     assert _blankless(variables["__envoy_packages"]).startswith("{{__envoy_base_packages+")
     assert observe["services"] == ["{{ __envoy_service }}", "{{ __envoy_quickack_service }}", "systemd-timesyncd"]
     assert observe["users"] == ["{{ envoy_user }}"] and observe["groups"] == ["{{ envoy_group }}"]
+
+
+def test_envoy_installs_the_certificate_modules_libraries_in_its_own_apt_call():
+    """On a new host the envoy role installs its packages and the ones vault_cert would
+    install next (one apt transaction, not two): the same names as vault_cert's list, and
+    none when vault_cert_install_packages is false."""
+    envoy = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
+    vault_cert = yaml.safe_load((ROLES / "vault_cert" / "vars" / "main.yml").read_text(encoding="utf-8"))
+    assert _blankless(envoy["__envoy_cert_packages"]) == _blankless(
+        "{{ %s if vault_cert_install_packages | default(true) | bool else [] }}" % vault_cert["__vault_cert_packages"])
+    assert _blankless(envoy["__envoy_install_packages"]) == "{{__envoy_packages+__envoy_cert_packages}}"
+    install = yaml.safe_load((ROLES / "envoy" / "tasks" / "install.yml").read_text(encoding="utf-8"))
+    apt = [task for task in _tasks(install) if "ansible.builtin.apt" in task]
+    assert [_blankless(task["ansible.builtin.apt"]["name"]) for task in apt] == [
+        "{{__envoy_install_packages|mailmesh.imap.dpkg_missing(__envoy_dpkg.stdout)}}"]
