@@ -214,7 +214,7 @@ def test_envoy_compares_the_same_way_before_and_after_its_tasks():
     assert (_blankless(link["path"]), link["state"], _blankless(link["target"])) == \
         ("{{__envoy_binary}}", "link", "{{__envoy_binary_release}}")
     # Packages and units: whatever the host's time synchronisation, a superset.
-    assert _blankless(observe["packages"]) == "{{__envoy_base_packages+['systemd-timesyncd']}}"
+    assert _blankless(observe["packages"]) == "{{__envoy_base_packages+['systemd-timesyncd']+__envoy_cert_packages}}"
     assert _blankless(variables["__envoy_packages"]).startswith("{{__envoy_base_packages+")
     assert observe["services"] == ["{{ __envoy_service }}", "{{ __envoy_quickack_service }}", "systemd-timesyncd"]
     assert observe["users"] == ["{{ envoy_user }}"] and observe["groups"] == ["{{ envoy_group }}"]
@@ -231,5 +231,62 @@ def test_envoy_installs_the_certificate_modules_libraries_in_its_own_apt_call():
     assert _blankless(envoy["__envoy_install_packages"]) == "{{__envoy_packages+__envoy_cert_packages}}"
     install = yaml.safe_load((ROLES / "envoy" / "tasks" / "install.yml").read_text(encoding="utf-8"))
     apt = [task for task in _tasks(install) if "ansible.builtin.apt" in task]
-    assert [_blankless(task["ansible.builtin.apt"]["name"]) for task in apt] == [
-        "{{__envoy_install_packages|mailmesh.imap.dpkg_missing(__envoy_dpkg.stdout)}}"]
+    assert [_blankless(task["ansible.builtin.apt"]["name"]) for task in apt] == ["{{__envoy_missing_packages}}"]
+
+
+@pytest.mark.parametrize("observed, dpkg, missing", [
+    # What envoy_platform saw in the preflight: no dpkg-query of the install tasks' own.
+    (["ca-certificates", "iproute2"], None, ["systemd-timesyncd", "python3-hvac"]),
+    ([], None, ["iproute2", "ca-certificates", "systemd-timesyncd", "python3-hvac"]),
+    # It did not look (the apt method, or dpkg-query failed there): the task's dpkg-query.
+    (None, "iproute2 ii \nca-certificates ii \npython3-hvac un \n", ["systemd-timesyncd", "python3-hvac"]),
+])
+def test_envoy_installs_what_the_platform_check_saw_missing(observed, dpkg, missing):
+    templar_mod = pytest.importorskip("ansible.template")
+    trust = pytest.importorskip("ansible._internal._datatag._tags")
+    tag = trust.TrustedAsTemplate().tag
+    variables = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
+    platform = {"machine": "x86_64"} if observed is None else {"observed": {"packages": observed}}
+    templar = templar_mod.Templar(loader=None, variables={
+        "__envoy_install_packages": ["iproute2", "ca-certificates", "systemd-timesyncd", "python3-hvac"],
+        "__envoy_platform": platform,
+        "__envoy_dpkg": {"skipped": True} if dpkg is None else {"stdout": dpkg},
+        "__envoy_observed_packages": tag(variables["__envoy_observed_packages"]),
+        "__envoy_missing_packages": tag(variables["__envoy_missing_packages"]),
+    })
+    assert templar.template(tag("{{ __envoy_missing_packages }}")) == missing
+    install = yaml.safe_load((ROLES / "envoy" / "tasks" / "install.yml").read_text(encoding="utf-8"))
+    dpkg_task = next(task for task in _tasks(install) if task.get("register") == "__envoy_dpkg")
+    assert templar.template(tag("{{ %s }}" % dpkg_task["when"])) is (observed is None)
+
+
+@pytest.mark.parametrize("packages_seen, files_differ, expected", [
+    (["python3-hvac", "python3-cryptography"], True, False),
+    (["python3-hvac"], False, True),
+    (None, False, True),
+])
+def test_vault_cert_runs_dpkg_and_apt_only_where_the_comparison_found_a_package(packages_seen, files_differ,
+                                                                                  expected, tmp_path):
+    """__vault_cert_packages_differ reads the differences that vault_pki_cert's
+    comparison gives (host_state's own messages): a package not installed, or not looked
+    at, and nothing else."""
+    from ansible_collections.mailmesh.imap.plugins.module_utils import _host_state
+    templar_mod = pytest.importorskip("ansible.template")
+    trust = pytest.importorskip("ansible._internal._datatag._tags")
+    tag = trust.TrustedAsTemplate().tag
+    variables = yaml.safe_load((ROLES / "vault_cert" / "vars" / "main.yml").read_text(encoding="utf-8"))
+    packages = variables["__vault_cert_packages"]
+    files = [{"path": str(tmp_path / ("missing" if files_differ else "")), "state": "directory"}]
+    seen = {"files": {files[0]["path"]: _host_state.observe_file(files[0]["path"])}, "packages": packages_seen,
+            "groups": [], "users": {}, "services": {}}
+    differences = _host_state.compare(seen, files=files, packages=packages)
+    assert differences  # something differs in each case: prepare.yml runs
+    templar = templar_mod.Templar(loader=None, variables={
+        "__vault_cert_result": {"differences": differences},
+        "__vault_cert_packages_differ": tag(variables["__vault_cert_packages_differ"]),
+    })
+    assert templar.template(tag("{{ __vault_cert_packages_differ }}")) is expected
+    prepare = yaml.safe_load((ROLES / "vault_cert" / "tasks" / "prepare.yml").read_text(encoding="utf-8"))
+    for task in _tasks(prepare):
+        if task.get("register") in ("__vault_cert_dpkg", "__vault_cert_packages_installed"):
+            assert task["when"][:2] == ["vault_cert_install_packages | bool", "__vault_cert_packages_differ"]
