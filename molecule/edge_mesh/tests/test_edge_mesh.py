@@ -522,8 +522,8 @@ def test_a_new_bootstrap_restarts_envoy_once_and_takes_effect(hosts):
         output = play.stdout + play.stderr
         assert play.returncode == 0, output[-3000:]
         assert re.search(r"em-gw2\s*:\s*ok=\d+\s+changed=2\s", output), output[-1500:]
-        assert re.search(r"Enable and start Envoy, or restart it after a change\] \**\nchanged: \[em-gw2\]",
-                         output), output[-3000:]
+        assert re.search(r"Enable and start Envoy and its helpers, or restart Envoy after a change\] \**\n"
+                         r"changed: \[em-gw2\]", output), output[-3000:]
         assert _envoy_pid(gateway) != pid
         assert _envoy_starts_since(gateway, since) == 1, _journal(gateway)
         dump = mesh_checks.admin_as(gateway, "root", "/config_dump?resource=static_clusters")

