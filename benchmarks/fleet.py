@@ -66,6 +66,8 @@ import subprocess
 import sys
 import time
 
+import yaml
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _SPEC = importlib.util.spec_from_file_location("benchmark_run", REPO / "benchmarks" / "run.py")
 bench = importlib.util.module_from_spec(_SPEC)
@@ -84,6 +86,10 @@ CORE = {
 DEBIAN13 = {"fx-store2"}
 SSHD_IMAGES = {"debian12": "mailmesh/fleet-sshd-debian12:latest",
                "debian13": "mailmesh/fleet-sshd-debian13:latest"}
+# --device-packages: the devices' image also holds the packages the envoy and vault_cert
+# roles install on a device (a fleet imaged with them), to tell the distribution's
+# package install apart from the collection's own cost in a first converge.
+PACKAGED_IMAGE = "mailmesh/fleet-sshd-debian12-packaged:latest"
 CONNECTIONS = {"docker", "ssh"}
 VAULT_PLAYS = ("Vault servers", "Vault clients")
 # inotify instances a systemd container may take (systemd, journald, udev, Envoy's SDS
@@ -113,12 +119,13 @@ def parse_sizes(text: str, maximum: int) -> list[int]:
     return sizes
 
 
-def inventory_yaml(devices: int, connection: str, ssh_key: pathlib.Path) -> str:
+def inventory_yaml(devices: int, connection: str, ssh_key: pathlib.Path, packaged: bool = False) -> str:
     """The fleet's hosts.yml (JSON, which YAML reads): the core and ``devices`` devices.
 
     Docker: Ansible's short name ``docker``, as the lab. SSH: each container's address on
     the fleet network (ansible_host, filled in by the caller's host_vars), root with the
-    fleet's key, pipelining and ControlPersist as production runs.
+    fleet's key, pipelining and ControlPersist as production runs. ``packaged``: the
+    devices run PACKAGED_IMAGE.
     """
     if connection == "docker":
         conn = {"ansible_connection": "docker"}
@@ -135,7 +142,9 @@ def inventory_yaml(devices: int, connection: str, ssh_key: pathlib.Path) -> str:
         return {"lab_image": SSHD_IMAGES["debian13" if name in DEBIAN13 else "debian12"]}
 
     hosts = {group: {"hosts": {name: image(name) for name in names}} for group, names in CORE.items()}
-    hosts["edge_devices"] = {"hosts": {name: image(name) for name in map(device_name, range(1, devices + 1))}}
+    device = {"lab_image": PACKAGED_IMAGE} if packaged else None
+    hosts["edge_devices"] = {"hosts": {name: device or image(name)
+                                       for name in map(device_name, range(1, devices + 1))}}
     return json.dumps({"all": {"vars": dict(conn, ansible_become=False,
                                             ansible_python_interpreter="/usr/bin/python3",
                                             ansible_pipelining=True),
@@ -211,7 +220,7 @@ def lab_password_hashes() -> dict[str, str]:
 
 
 def write_inventory(devices: int, connection: str, ssh_key: pathlib.Path, addresses: dict[str, str],
-                    users: int = 0) -> pathlib.Path:
+                    users: int = 0, packaged: bool = False) -> pathlib.Path:
     """.build/fleet/inventory-<connection>/: hosts.yml, the lab's group_vars (links) and
     the fleet's own values after them; host_vars with each container's address for SSH."""
     root = FLEET / f"inventory-{connection}"
@@ -225,7 +234,7 @@ def write_inventory(devices: int, connection: str, ssh_key: pathlib.Path, addres
         path = root / "group_vars" / group / "zz-fleet.yml"
         path.touch(mode=0o600)
         path.write_text(json.dumps(values, indent=1) + "\n")
-    (root / "hosts.yml").write_text(inventory_yaml(devices, connection, ssh_key))
+    (root / "hosts.yml").write_text(inventory_yaml(devices, connection, ssh_key, packaged))
     host_vars = root / "host_vars"
     host_vars.mkdir(exist_ok=True)
     for name, address in addresses.items():
@@ -297,6 +306,36 @@ def ensure_sshd_images() -> None:
                               input=dockerfile, text=True, capture_output=True, timeout=1200, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"docker build {tag} failed: {proc.stderr.strip()[-800:]}")
+
+
+def device_packages() -> list[str]:
+    """What the envoy and vault_cert roles install on an edge device, from their vars:
+    the envoy role's tools, systemd-timesyncd (the lab's devices have no other clock
+    client) and the certificate module's libraries."""
+    envoy = yaml.safe_load((REPO / "roles" / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
+    vault_cert = yaml.safe_load((REPO / "roles" / "vault_cert" / "vars" / "main.yml").read_text(encoding="utf-8"))
+    return envoy["__envoy_base_packages"] + ["systemd-timesyncd"] + vault_cert["__vault_cert_packages"]
+
+
+def ensure_packaged_image() -> list[str]:
+    """PACKAGED_IMAGE: the devices' image with device_packages() installed, built once per
+    list (emptied package lists as in the image it starts from); the list."""
+    packages = device_packages()
+    dockerfile = (f"FROM {SSHD_IMAGES['debian12']}\n"
+                  "RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+                  f"{' '.join(packages)} >/dev/null && apt-get clean "
+                  "&& rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin && touch -d @0 /var/lib/apt/lists\n")
+    recipe = hashlib.sha256(dockerfile.encode()).hexdigest()
+    inspect = bench.sh(["docker", "image", "inspect", "--format", '{{index .Config.Labels "org.mailmesh.recipe"}}',
+                        PACKAGED_IMAGE], 30)
+    if inspect.returncode != 0 or inspect.stdout.strip() != recipe:
+        log(f"building {PACKAGED_IMAGE} with {', '.join(packages)}")
+        proc = subprocess.run(["docker", "build", "-q", "--label", f"org.mailmesh.recipe={recipe}", "-t",
+                               PACKAGED_IMAGE, "-"], input=dockerfile, text=True, capture_output=True,
+                              timeout=1200, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"docker build {PACKAGED_IMAGE} failed: {proc.stderr.strip()[-800:]}")
+    return packages
 
 
 def ensure_ssh_key() -> pathlib.Path:
@@ -385,7 +424,7 @@ def env_for(strategy: str) -> dict:
 
 def grow(devices: int, key: pathlib.Path, args: argparse.Namespace) -> dict:
     """Start the containers up to ``devices`` devices; the host's memory before and after."""
-    inventory = write_inventory(devices, "docker", key, {}, args.users)
+    inventory = write_inventory(devices, "docker", key, {}, args.users, args.device_packages)
     raise_inotify(devices + sum(len(v) for v in CORE.values()))
     before = mem_available_kib()
     env = dict(bench.ansible_env(), ANSIBLE_FORKS=str(args.forks))
@@ -402,7 +441,8 @@ def measure_size(devices: int, key: pathlib.Path, args: argparse.Namespace, resu
     result.update(devices=devices, load_before=bench.loadavg())
     result.update(grow(devices, key, args))
     ips = addresses()
-    inventories = {conn: write_inventory(devices, conn, key, ips if conn == "ssh" else {}, args.users)
+    inventories = {conn: write_inventory(devices, conn, key, ips if conn == "ssh" else {}, args.users,
+                                         args.device_packages)
                    for conn in args.connections}
     first_conn, first_strategy = args.connections[0], args.strategies[0]
     log(f"N={devices}: first converge ({first_strategy}, {first_conn})")
@@ -704,6 +744,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds between the sessions' start and the gateway's stop (default 20)")
     parser.add_argument("--storm-only", action="store_true",
                         help="run only the storm, on the fleet a run left with the largest of --sizes devices")
+    parser.add_argument("--device-packages", action="store_true",
+                        help="devices from an image that already holds the packages the roles install on a "
+                             "device (the distribution's package install left out of the first converge)")
     parser.add_argument("--down", action="store_true", help="remove the fleet's containers, network and state, and stop")
     parser.add_argument("--report", nargs="+", type=pathlib.Path, metavar="JSON",
                         help="print the tables of earlier results files (sizes of several runs merged), and stop")
@@ -742,9 +785,10 @@ def main(argv: list[str] | None = None) -> int:
     (FLEET / "state").mkdir(parents=True, exist_ok=True)
     key = ensure_ssh_key()
     ensure_sshd_images()
+    packaged = ensure_packaged_image() if args.device_packages else []
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
     results = {"started": started, "machine": bench.machine(), "load_start": bench.loadavg(),
-               "args": {k: v for k, v in vars(args).items()}, "sizes": []}
+               "args": {k: v for k, v in vars(args).items()}, "device_image_packages": packaged, "sizes": []}
     out = REPO / ".build" / "benchmarks" / f"fleet-{started}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     def save():

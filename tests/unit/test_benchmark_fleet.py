@@ -97,6 +97,22 @@ def test_inventories_reach_the_same_hosts_by_docker_or_ssh(tmp_path):
 
 
 
+def test_device_packages_come_from_the_roles_and_only_devices_get_that_image(tmp_path):
+    """--device-packages: the devices' image holds what the envoy and vault_cert roles
+    install on a device (their vars, not a list of the benchmark's own); the core keeps
+    its images."""
+    assert fleet.parse_args([]).device_packages is False
+    assert fleet.parse_args(["--device-packages"]).device_packages is True
+    packages = fleet.device_packages()
+    assert {"iproute2", "ca-certificates", "systemd-timesyncd", "python3-hvac", "python3-cryptography"} == set(packages)
+    plain = json.loads(fleet.inventory_yaml(2, "ssh", tmp_path / "key"))["all"]["children"]
+    packaged = json.loads(fleet.inventory_yaml(2, "ssh", tmp_path / "key", packaged=True))["all"]["children"]
+    assert {host["lab_image"] for host in packaged["edge_devices"]["hosts"].values()} == {fleet.PACKAGED_IMAGE}
+    assert {host["lab_image"] for host in plain["edge_devices"]["hosts"].values()} == {fleet.SSHD_IMAGES["debian12"]}
+    assert {group: value for group, value in packaged.items() if group != "edge_devices"} == \
+        {group: value for group, value in plain.items() if group != "edge_devices"}
+
+
 def test_fleet_vars_own_names_and_one_user_per_device(tmp_path, monkeypatch):
     monkeypatch.setattr(fleet, "FLEET", tmp_path)
     values = fleet.fleet_vars(tmp_path / "id_ed25519", 3)
