@@ -236,8 +236,13 @@ def parse_units(output):
     return units
 
 
+def unit_name(name):
+    """A unit's full name: ".service" added to a name without a suffix."""
+    return name if "." in name else name + ".service"
+
+
 def _unit_names(services):
-    return [s if "." in s else s + ".service" for s in services]
+    return [unit_name(s) for s in services]
 
 
 def observe_services(module, services):
@@ -339,22 +344,16 @@ def observe(module, files=(), packages=(), groups=(), users=(), services=(), str
             if beside not in asked:
                 seen_files[beside] = observe_file(beside)
     accounts = observe_accounts(list(groups), list(users))
-    try:
-        seen_packages = observe_packages(module, list(packages))
-    except NotObserved as exc:
-        if strict:
-            raise
-        seen_packages = None
-        problems.append(str(exc))
-    try:
-        seen_services = observe_services(module, list(services))
-    except NotObserved as exc:
-        if strict:
-            raise
-        seen_services = None
-        problems.append(str(exc))
-    return {"files": seen_files, "packages": seen_packages, "groups": accounts["groups"], "users": accounts["users"],
-            "services": seen_services, "problems": problems}
+    seen = {"files": seen_files, "groups": accounts["groups"], "users": accounts["users"], "problems": problems}
+    for key, look, names in (("packages", observe_packages, packages), ("services", observe_services, services)):
+        try:
+            seen[key] = look(module, list(names))
+        except NotObserved as exc:
+            if strict:
+                raise
+            seen[key] = None
+            problems.append(str(exc))
+    return seen
 
 
 def compare(seen, files=(), packages=(), groups=(), users=(), services=()):

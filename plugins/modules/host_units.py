@@ -105,15 +105,11 @@ not_active:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import NotObserved, observe_services
+from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import NotObserved, observe_services, unit_name
 
 # File states that `systemctl is-enabled` answers with 0 (what systemd_service counts as
 # enabled).
 ENABLED_STATES = frozenset(("enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "transient"))
-
-
-def unit_name(name):
-    return name if "." in name else name + ".service"
 
 
 def plan(units, seen, check_mode=False):
