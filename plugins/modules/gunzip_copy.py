@@ -82,11 +82,12 @@ size:
 import gzip
 import os
 import shutil
-import tempfile
 import zlib
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.mailmesh.imap.plugins.module_utils._files import replace_file
 
 _BLOCK = 1 << 20
 # What gzip raises for a copy cut short or damaged (BadGzipFile, an OSError, since
@@ -95,32 +96,15 @@ _DAMAGED = (EOFError, zlib.error) + ((gzip.BadGzipFile,) if hasattr(gzip, "BadGz
 
 
 def unpack(src, dest, attributes):
-    """Unpack the gzip file src to dest (missing) through a temporary file beside it;
-    attributes(path) gives that file its owner, group and mode before the rename.
-    The unpacked size; OSError, EOFError or zlib.error (the partial file removed)."""
-    handle, part = tempfile.mkstemp(prefix="." + os.path.basename(dest) + ".", suffix=".part",
-                                    dir=os.path.dirname(dest))
-    try:
-        with os.fdopen(handle, "wb") as out:
-            with gzip.open(src, "rb") as packed:
-                shutil.copyfileobj(packed, out, _BLOCK)
-            out.flush()
-            os.fsync(out.fileno())
-            size = out.tell()
-        attributes(part)
-        os.rename(part, dest)
-    except BaseException:
-        try:
-            os.unlink(part)
-        except OSError:
-            pass
-        raise
-    directory = os.open(os.path.dirname(dest), os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-    return size
+    """Unpack the gzip file src to dest (missing) through a temporary file beside it
+    (replace_file); attributes(path) gives that file its owner, group and mode before the
+    rename. The unpacked size; OSError, EOFError or zlib.error (the partial file removed)."""
+    def write(out):
+        with gzip.open(src, "rb") as packed:
+            shutil.copyfileobj(packed, out, _BLOCK)
+
+    replace_file(dest, write, attributes, suffix=".part")
+    return os.path.getsize(dest)
 
 
 def main():

@@ -134,10 +134,11 @@ stderr:
 import os
 import shlex
 import stat
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
+
+from ansible_collections.mailmesh.imap.plugins.module_utils._files import replace_file
 
 DEFAULT_MODES = {"file": "0644", "directory": "0755"}
 
@@ -217,14 +218,8 @@ def keep_file(module, entry, diff):
                      after=entry["text"]))
     if module.check_mode:
         return True
-    directory = os.path.dirname(path)
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path),
-                                     suffix=os.path.splitext(path)[1])
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+
+    def prepare(temporary):
         mode = entry["mode"]
         if kind == stat.S_IFREG:
             # What is not given stays as the old file had it, as copy keeps it.
@@ -238,11 +233,8 @@ def keep_file(module, entry, diff):
             rc, out, err = module.run_command(entry["validate"] % shlex.quote(temporary))
             if rc != 0:
                 raise ValidationFailed(path, rc, out, err)
-        os.rename(temporary, path)
-    except BaseException:
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
-        raise
+
+    replace_file(path, lambda handle: handle.write(data), prepare, suffix=os.path.splitext(path)[1])
     return True
 
 
