@@ -105,82 +105,21 @@ not_active:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import NotObserved, observe_services, unit_name
-
-# File states that `systemctl is-enabled` answers with 0 (what systemd_service counts as
-# enabled).
-ENABLED_STATES = frozenset(("enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "transient"))
-
-
-def plan(units, seen, check_mode=False):
-    """{"enable", "restart", "start"}: the unit names each systemctl verb needs, from what
-    observe_services() saw; ValueError naming the units systemd does not know (in check
-    mode those are planned as new units instead)."""
-    unknown = [unit_name(u["name"]) for u in units if seen[unit_name(u["name"])]["LoadState"] != "loaded"]
-    if unknown and not check_mode:
-        raise ValueError("systemd does not know %s" % ", ".join(unknown))
-    steps = {"enable": [], "restart": [], "start": []}
-    for unit in units:
-        name = unit_name(unit["name"])
-        state = seen[name]
-        new = name in unknown
-        if unit["enabled"] and (new or state["UnitFileState"] not in ENABLED_STATES):
-            steps["enable"].append(name)
-        if unit["state"] == "restarted":
-            steps["restart"].append(name)
-        elif unit["state"] == "started" and (new or state["ActiveState"] != "active"):
-            steps["start"].append(name)
-    return steps
+from ansible_collections.mailmesh.imap.plugins.module_utils._units import UNIT_OPTIONS, UnitsError, keep_units
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            units=dict(type="list", elements="dict", required=True, options=dict(
-                name=dict(type="str", required=True),
-                enabled=dict(type="bool", default=True),
-                state=dict(type="str", choices=["started", "restarted"]),
-            )),
+            units=dict(type="list", elements="dict", required=True, options=UNIT_OPTIONS),
             daemon_reload=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
-    units = module.params["units"]
-    names = [unit_name(u["name"]) for u in units]
-    if len(set(names)) != len(names):
-        twice = sorted(set(name for name in names if names.count(name) > 1))
-        module.fail_json(msg="units: %s listed more than once" % ", ".join(twice))
-
-    def systemctl(*argv):
-        rc, out, err = module.run_command(["systemctl"] + list(argv))
-        if rc != 0:
-            return "systemctl %s failed (rc %s): %s" % (argv[0], rc, (err or out).strip())
-        return None
-
-    if module.params["daemon_reload"] and not module.check_mode:
-        problem = systemctl("daemon-reload")
-        if problem:
-            module.fail_json(msg=problem, enabled=[], started=[], restarted=[])
     try:
-        steps = plan(units, observe_services(module, names), module.check_mode)
-    except (NotObserved, ValueError) as exc:
-        module.fail_json(msg="units: %s" % exc, enabled=[], started=[], restarted=[])
-    result = dict(changed=any(steps.values()), enabled=steps["enable"], started=steps["start"],
-                  restarted=steps["restart"])
-    if module.check_mode:
-        module.exit_json(**result)
-    for verb in ("enable", "restart", "start"):
-        if not steps[verb]:
-            continue
-        problem = systemctl(verb, "--", *steps[verb])
-        if problem:
-            try:
-                seen = observe_services(module, names)
-                result["not_active"] = [unit_name(u["name"]) for u in units
-                                        if u["state"] and seen[unit_name(u["name"])]["ActiveState"] != "active"]
-            except NotObserved:
-                pass
-            module.fail_json(msg=problem, **result)
+        result = keep_units(module, module.params["units"], module.params["daemon_reload"])
+    except UnitsError as exc:
+        module.fail_json(msg=str(exc), **exc.result)
     module.exit_json(**result)
 
 

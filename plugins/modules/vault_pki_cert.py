@@ -258,6 +258,35 @@ options:
           mode:
             description: Permission bits as an octal string; not compared when omitted.
             type: raw
+  units:
+    description:
+      - "systemd units to enable and start (or restart) once the certificate is in place,
+        in this call, as M(mailmesh.imap.host_units) does (one C(systemctl show), then
+        at most one call per verb): the C(vault_cert) role starts the renewal agent's
+        timer this way on a host it has just prepared, without a module call of its own."
+      - Not touched when the module leaves the certificate alone because something
+        differs from O(prerequisites), or when keeping the certificate failed.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Unit name (a name without a suffix is a C(.service)).
+        type: str
+        required: true
+      enabled:
+        description: As O(mailmesh.imap.host_units#module:units[].enabled).
+        type: bool
+        default: true
+      state:
+        description: As O(mailmesh.imap.host_units#module:units[].state).
+        type: str
+        choices: [started, restarted]
+  daemon_reload:
+    description: Run C(systemctl daemon-reload) before O(units) are looked at (a unit
+      file was written); not counted as a change.
+    type: bool
+    default: false
 notes:
   - O(mode) defaults to V(0600) for the key file (not the umask-derived default of other
     file modules).
@@ -422,6 +451,12 @@ differences:
   type: list
   elements: str
   sample: ["package python3-cryptography: not installed", "/etc/mailmesh/tls/envoy: missing"]
+units:
+  description: What this call did to O(units) (or would, in check mode), as
+    M(mailmesh.imap.host_units) returns it; empty lists without O(units).
+  returned: when the certificate was kept
+  type: dict
+  sample: {"enabled": ["mailmesh-cert-renew.timer"], "started": ["mailmesh-cert-renew.timer"], "restarted": []}
 """
 
 import os
@@ -438,6 +473,7 @@ from ansible_collections.mailmesh.imap.plugins.module_utils._cert_renewal import
     read_approle_file,
     response_json,
 )
+from ansible_collections.mailmesh.imap.plugins.module_utils._units import UNIT_OPTIONS, UnitsError, input_problem, keep_units
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault import VaultModule
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault_client import MissingLibraryError
 
@@ -473,6 +509,8 @@ def argument_spec():
                 files=dict(type="list", elements="dict", default=[], options=FILE_OPTIONS),
             ),
         ),
+        units=dict(type="list", elements="dict", default=[], options=UNIT_OPTIONS),
+        daemon_reload=dict(type="bool", default=False),
     )
     spec["url"] = dict(spec["url"], required=False)
     return spec
@@ -579,6 +617,14 @@ def run(module):
     result.update(outcome["before"] if module.check_mode else outcome["after"])
     if module._diff:  # pylint: disable=protected-access
         result["diff"] = dict(before=outcome["before"], after=outcome["after"])
+    # The units (the renewal agent's timer) once the certificate is in place.
+    try:
+        units = keep_units(module, params["units"], params["daemon_reload"])
+    except UnitsError as exc:
+        result["units"] = dict((key, value) for key, value in exc.result.items() if key != "changed")
+        module.fail_json(msg="The certificate is kept, but %s" % exc, **result)
+    result["changed"] = result["changed"] or units.pop("changed")
+    result["units"] = units
     module.exit_json(**result)
 
 
@@ -593,6 +639,9 @@ def main():
                             sorted(APPROLE_FILE_KEYS) + ["auth_method", "token"]],
         required_one_of=[("url", "approle_file"), ("role_name", "approle_file")],
     )
+    problem = input_problem(module.params["units"])
+    if problem:
+        module.fail_json(msg=problem)
     # Before the AppRole file and the library: on a host that lacks them, the caller
     # puts them there (prerequisites) and calls again.
     found = prerequisite_differences(module)

@@ -206,7 +206,8 @@ def test_envoy_compares_the_same_way_before_and_after_its_tasks():
     variables = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
     observe = variables["__envoy_observe"]
     assert _blankless(observe["files"]) == \
-        "{{[{'path':__envoy_binary,'follow':true}]+(__envoy_config_files|mailmesh.imap.host_state_observe)}}"
+        ("{{[{'path':__envoy_binary,'follow':true},{'path':__envoy_cert_files.fullchain}]"
+         "+(__envoy_config_files|mailmesh.imap.host_state_observe)}}")
     # The binary: the release file beside the link, which points at it by its name.
     release, link = variables["__envoy_binary_files"]
     assert _blankless(release["path"]) == "{{__envoy_binary_release_path}}"
@@ -286,10 +287,97 @@ def test_vault_cert_runs_dpkg_and_apt_only_where_the_comparison_found_a_package(
         "__vault_cert_packages_differ": tag(variables["__vault_cert_packages_differ"]),
     })
     assert templar.template(tag("{{ __vault_cert_packages_differ }}")) is expected
+    # dpkg-query and apt (tasks/packages.yml) only where that says so: before the host
+    # is prepared, or (vault_cert_prepare_first) after the call that followed.
     prepare = yaml.safe_load((ROLES / "vault_cert" / "tasks" / "prepare.yml").read_text(encoding="utf-8"))
-    for task in _tasks(prepare):
-        if task.get("register") in ("__vault_cert_dpkg", "__vault_cert_packages_installed"):
-            assert task["when"][:2] == ["vault_cert_install_packages | bool", "__vault_cert_packages_differ"]
+    includes = {task["ansible.builtin.include_tasks"]: task["when"] for task in _tasks(prepare)
+                if "ansible.builtin.include_tasks" in task}
+    assert includes == {"packages.yml": ["not vault_cert_prepare_first | bool", "__vault_cert_packages_differ"],
+                        "packages_late.yml": ["vault_cert_prepare_first | bool", "__vault_cert_packages_differ"]}
+
+
+def _vault_cert_templar(extra):
+    templar_mod = pytest.importorskip("ansible.template")
+    trust = pytest.importorskip("ansible._internal._datatag._tags")
+    tag = trust.TrustedAsTemplate().tag
+    variables = yaml.safe_load((ROLES / "vault_cert" / "vars" / "main.yml").read_text(encoding="utf-8"))
+    values = {name: tag(variables[name]) for name in ("__vault_cert_agent_unit", "__vault_cert_agent_units_changed")}
+    values.update(__vault_cert_agent_service_file="/etc/systemd/system/mailmesh-cert-renew.service",
+                  __vault_cert_agent_timer_file="/etc/systemd/system/mailmesh-cert-renew.timer",
+                  __vault_cert_agent_dropin_file="/etc/systemd/system/mailmesh-cert-renew.service.d/envoy.conf")
+    values.update(extra)
+    return templar_mod.Templar(loader=None, variables=values), tag
+
+
+@pytest.mark.parametrize("after_prepare, written, units, reload", [
+    # The first call: no units.
+    (False, [], [], False),
+    # After prepare.yml: the timer starts in the same call; restarted after a new unit.
+    (True, [], [{"name": "mailmesh-cert-renew.timer", "state": "started"}], False),
+    (True, ["/etc/systemd/system/mailmesh-cert-renew.timer"],
+     [{"name": "mailmesh-cert-renew.timer", "state": "restarted"}], True),
+])
+def test_vault_cert_starts_the_renewal_timer_in_the_certificate_call_after_prepare(after_prepare, written, units, reload):
+    """tasks/cert.yml's units and daemon_reload, rendered as Ansible renders them, are
+    what vault_pki_cert's argument spec takes."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    from ansible_collections.mailmesh.imap.plugins.modules import vault_pki_cert
+    extra = {"vault_cert_agent_enabled": True, "__vault_cert_written": {"paths": written}}
+    if after_prepare:
+        extra["__vault_cert_after_prepare"] = True
+    templar, tag = _vault_cert_templar(extra)
+    task = next(t for t in _tasks(yaml.safe_load((ROLES / "vault_cert" / "tasks" / "cert.yml").read_text(encoding="utf-8")))
+                if "mailmesh.imap.vault_pki_cert" in t)["mailmesh.imap.vault_pki_cert"]
+    rendered = templar.template(tag(task["units"]))
+    assert rendered == units
+    assert templar.template(tag(task["daemon_reload"])) is reload
+    spec = vault_pki_cert.argument_spec()
+    validated = ArgumentSpecValidator({"units": spec["units"], "daemon_reload": spec["daemon_reload"]}).validate(
+        {"units": rendered, "daemon_reload": reload})
+    assert not validated.error_messages, validated.error_messages
+
+
+@pytest.mark.parametrize("prepare_first, differences, first_call, prepare", [
+    (False, [], True, False),
+    (False, ["/etc/mailmesh/tls/envoy: missing"], True, True),
+    # A new host: prepare.yml at once, without the first call (whose result is not there).
+    (True, None, False, True),
+])
+def test_vault_cert_prepare_first_skips_the_first_call(prepare_first, differences, first_call, prepare):
+    extra = {"vault_cert_state": "present", "vault_cert_prepare_first": prepare_first}
+    if differences is not None:
+        extra["__vault_cert_result"] = {"differences": differences}
+    templar, tag = _vault_cert_templar(extra)
+    main = _tasks(yaml.safe_load((ROLES / "vault_cert" / "tasks" / "main.yml").read_text(encoding="utf-8")))
+    cert = next(t for t in main if t.get("ansible.builtin.import_tasks") == "cert.yml")
+    include = next(t for t in main if t.get("ansible.builtin.include_tasks") == "prepare.yml")
+
+    def holds(task):
+        return all(templar.template(tag("{{ %s }}" % condition)) for condition in task["when"])
+
+    assert holds(cert) is first_call
+    assert holds(include) is prepare
+
+
+@pytest.mark.parametrize("observed, missing", [
+    ({"files": {"/etc/mailmesh/tls/envoy/fullchain.pem": {"kind": None}}}, True),
+    ({"files": {"/etc/mailmesh/tls/envoy/fullchain.pem": {"kind": "file"}}}, False),
+    # The apt install method: nothing observed, the usual order.
+    (None, False),
+])
+def test_envoy_has_vault_cert_prepare_a_host_without_a_certificate_first(observed, missing):
+    templar_mod = pytest.importorskip("ansible.template")
+    trust = pytest.importorskip("ansible._internal._datatag._tags")
+    tag = trust.TrustedAsTemplate().tag
+    variables = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
+    templar = templar_mod.Templar(loader=None, variables={
+        "__envoy_platform": {"machine": "x86_64"} if observed is None else {"observed": observed},
+        "__envoy_cert_files": {"fullchain": "/etc/mailmesh/tls/envoy/fullchain.pem"},
+        "__envoy_cert_missing": tag(variables["__envoy_cert_missing"]),
+    })
+    assert templar.template(tag("{{ __envoy_cert_missing }}")) is missing
+    certificate = yaml.safe_load((ROLES / "envoy" / "tasks" / "certificate.yml").read_text(encoding="utf-8"))
+    assert next(_tasks(certificate))["vars"]["vault_cert_prepare_first"] == "{{ __envoy_cert_missing }}"
 
 
 @pytest.mark.parametrize("container, quickack, timesync, restart, expected", [

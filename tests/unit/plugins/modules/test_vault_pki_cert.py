@@ -159,13 +159,16 @@ sys.stderr.write("LOADED=" + json.dumps(sorted(n for n in ("hvac", "requests") i
 """
 
 
-def run_in_fresh_python(args, check_mode=False):
-    """(the module's result, the names of hvac/requests it imported)."""
+def run_in_fresh_python(args, check_mode=False, path_prefix=None):
+    """(the module's result, the names of hvac/requests it imported); path_prefix goes
+    first on the child's PATH (a fake systemctl)."""
     # <collections>/ansible_collections/mailmesh/imap/plugins/modules/vault_pki_cert.py
     collections = pathlib.Path(module.__file__).parents[5]
     payload = {"ANSIBLE_MODULE_ARGS": dict(args, _ansible_remote_tmp="/tmp", _ansible_keep_remote_files=False,
                                            _ansible_check_mode=check_mode)}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    if path_prefix:
+        env["PATH"] = "%s:%s" % (path_prefix, env.get("PATH", "/usr/bin:/bin"))
     proc = subprocess.run([sys.executable, "-c", CHILD, str(collections), json.dumps(payload)],
                           capture_output=True, text=True, timeout=120, env=env, check=False)
     assert "LOADED=" in proc.stderr, proc.stdout + proc.stderr
@@ -260,6 +263,73 @@ def test_prerequisites_that_hold_keep_the_certificate_as_before(pki_vault, tls_f
     assert not result.get("failed") and result["changed"] is False and result["reasons"] == [], result
     assert result["differences"] == [] and loaded == []
     assert [request[0] for request in pki_vault.requests][:1] == ["/v1/pki/cert/ca"]
+
+
+# ---- units: the renewal agent's timer started in the call that kept the certificate -------
+
+FAKE_SYSTEMCTL = """#!%s
+import os, sys
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "calls"), "a") as log:
+    log.write(" ".join(sys.argv[1:]) + "\\n")
+if sys.argv[1] == "show":
+    for name in [a for a in sys.argv[2:] if not a.startswith("-")]:
+        print("Id=%%s\\nLoadState=loaded\\nUnitFileState=disabled\\nActiveState=inactive\\n" %% name)
+""" % sys.executable
+
+
+@pytest.fixture
+def fake_systemctl(tmp_path):
+    """A directory with a systemctl that logs its command lines (to <dir>/calls) and shows
+    every unit as loaded, disabled and inactive."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    (directory / "systemctl").write_text(FAKE_SYSTEMCTL)
+    (directory / "systemctl").chmod(0o755)
+    return directory
+
+
+def _systemctl_calls(directory):
+    calls = directory / "calls"
+    return [line.split()[0] for line in calls.read_text().splitlines()] if calls.exists() else []
+
+
+def _valid_certificate(directory, tls_files):
+    directory.mkdir(exist_ok=True)
+    (directory / "cert.pem").write_bytes(tls_files.host_cert_pem)
+    (directory / "key.pem").write_bytes(tls_files.host_key_pem)
+    (directory / "cert.pem").chmod(0o644)
+    (directory / "key.pem").chmod(0o600)
+
+
+def test_units_start_once_the_certificate_is_kept(pki_vault, tls_files, tmp_path, fake_systemctl):
+    _valid_certificate(tmp_path / "tls", tls_files)
+    args = dict(cert_args(pki_vault.url, tls_files, tmp_path / "tls"), daemon_reload=True,
+                units=[{"name": "mailmesh-cert-renew.timer", "state": "started"}])
+    result, _loaded = run_in_fresh_python(args, path_prefix=str(fake_systemctl))
+    assert not result.get("failed") and result["changed"] is True and result["reasons"] == [], result
+    assert result["units"] == {"enabled": ["mailmesh-cert-renew.timer"], "started": ["mailmesh-cert-renew.timer"],
+                               "restarted": []}
+    assert _systemctl_calls(fake_systemctl) == ["daemon-reload", "show", "enable", "start"]
+
+
+def test_units_wait_while_the_prerequisites_differ(pki_vault, tls_files, tmp_path, fake_systemctl):
+    """The certificate left alone (a missing directory): the timer is not touched."""
+    args = dict(cert_args(pki_vault.url, tls_files, tmp_path / "tls"), daemon_reload=True,
+                units=[{"name": "mailmesh-cert-renew.timer", "state": "started"}],
+                prerequisites={"files": [{"path": str(tmp_path / "tls"), "state": "directory"}]})
+    result, _loaded = run_in_fresh_python(args, path_prefix=str(fake_systemctl))
+    assert not result.get("failed") and result["changed"] is False, result
+    assert result["differences"] == ["%s: missing" % (tmp_path / "tls")] and "units" not in result
+    assert _systemctl_calls(fake_systemctl) == [] and pki_vault.requests == []
+
+
+def test_a_unit_listed_twice_fails_before_anything(pki_vault, tls_files, tmp_path, fake_systemctl):
+    args = dict(cert_args(pki_vault.url, tls_files, tmp_path), units=[
+        {"name": "mailmesh-cert-renew.timer"}, {"name": "mailmesh-cert-renew.timer", "state": "started"}])
+    result, _loaded = run_in_fresh_python(args, path_prefix=str(fake_systemctl))
+    assert result["failed"] and result["msg"] == "units: mailmesh-cert-renew.timer listed more than once", result
+    assert _systemctl_calls(fake_systemctl) == [] and pki_vault.requests == []
+    assert not (tmp_path / "key.pem").exists()
 
 
 def test_a_prerequisite_mode_that_is_not_octal_is_named(tmp_path, run_module):
