@@ -8,6 +8,7 @@ import pathlib
 import pytest
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.mailmesh.imap.plugins.filter import cert_agent
 from ansible_collections.mailmesh.imap.plugins.filter.cert_agent import cert_agent_files
 from ansible_collections.mailmesh.imap.plugins.filter.state_files import host_state_files
 
@@ -67,3 +68,53 @@ def test_a_relative_install_dir_or_a_missing_file_is_refused(tmp_path):
         cert_agent_files(str(ROOT), "relative/dir")
     with pytest.raises(AnsibleFilterError, match="cannot read .*mailmesh-cert-renew.py"):
         cert_agent_files(str(tmp_path), INSTALL)
+
+
+def _imports_by_full_parse(source):
+    """What a walk of the whole file's syntax tree finds (the filter reads only the
+    import statements)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == cert_agent.PACKAGE:
+                names.update(alias.name for alias in node.names)
+            elif node.module.startswith(cert_agent.PACKAGE + "."):
+                names.add(node.module[len(cert_agent.PACKAGE) + 1:].split(".")[0])
+        elif isinstance(node, ast.Import):
+            names.update(alias.name[len(cert_agent.PACKAGE) + 1:].split(".")[0] for alias in node.names
+                         if alias.name.startswith(cert_agent.PACKAGE + "."))
+    return names
+
+
+def test_the_import_scan_finds_what_a_full_parse_finds_in_every_file():
+    paths = [ROOT / cert_agent.AGENT_PROGRAM] + sorted((ROOT / "plugins" / "module_utils").glob("*.py"))
+    assert len(paths) > 10
+    for path in paths:
+        source = path.read_bytes()
+        assert cert_agent._imported_module_utils(source, str(path)) == _imports_by_full_parse(source), path
+
+
+def test_the_import_scan_reads_every_form_of_import():
+    package = cert_agent.PACKAGE
+    source = ('''"""A docstring.
+from the host (a line that starts like an import)
+import this line either
+"""
+import os
+from %(p)s import _a as a  # noqa: E402
+from %(p)s._b import (  # noqa: E402 (a comment)
+    one,
+    two,  # the second
+)
+try:
+    from %(p)s._c import three
+except ImportError:
+    pass
+from %(p)s._d import \\
+    four
+import %(p)s._e.inner
+def f():
+    import %(p)s._f
+''' % {"p": package}).encode()
+    assert cert_agent._imported_module_utils(source, "x.py") == {"_a", "_b", "_c", "_d", "_e", "_f"}
+    assert _imports_by_full_parse(source) == {"_a", "_b", "_c", "_d", "_e", "_f"}
