@@ -47,61 +47,13 @@ options:
       - The envoy role asks here, in the call it makes anyway, so that a run that changes
         nothing need not call M(mailmesh.imap.envoy_ready) as well.
     type: str
-  observe:
-    description:
-      - Also look at these paths, packages, accounts and units, as
-        M(mailmesh.imap.host_state) would, and return what is there in RV(observed); the
-        P(mailmesh.imap.host_state_differences#filter) filter compares that with what a
-        role keeps, on the controller, with the same code.
-      - The envoy role looks here, in the call it makes anyway, because what it expects
-        depends on this module's answer (the architecture, the CPU count, the time
-        synchronisation clients); a run that changes nothing then needs no
-        M(mailmesh.imap.host_state) call.
-    type: dict
-    suboptions:
-      files:
-        description: The paths, each with what to read of it.
-        type: list
-        elements: dict
-        default: []
-        suboptions:
-          path:
-            description: Absolute path; a link is not followed.
-            type: path
-            required: true
-          sha256:
-            description: Also the sha256 of a regular file's content.
-            type: bool
-            default: false
-          entries:
-            description: Also the names a directory holds.
-            type: bool
-            default: false
-          follow:
-            description: A link whose target is a name in the same directory - that
-              file too (its kind, owner, group and mode).
-            type: bool
-            default: false
-      packages:
-        description: Package names; RV(observed.packages) lists those installed.
-        type: list
-        elements: str
-        default: []
-      groups:
-        description: Group names; RV(observed.groups) lists those that exist.
-        type: list
-        elements: str
-        default: []
-      users:
-        description: User names; RV(observed.users) gives each one's primary group, shell, home, uid and gid.
-        type: list
-        elements: str
-        default: []
-      services:
-        description: Unit names (C(.service) added where there is no suffix).
-        type: list
-        elements: str
-        default: []
+notes:
+  - The envoy role looks at its files, packages, accounts and units here (O(observe)), in
+    the call it makes anyway, because what it expects depends on this module's answer
+    (the architecture, the CPU count, the time synchronisation clients); a run that
+    changes nothing then needs no M(mailmesh.imap.host_state) call.
+extends_documentation_fragment:
+  - mailmesh.imap.host_observe
 seealso:
   - name: Envoy on arm64 and the address-space size
     description: Why tcmalloc needs a 48-bit virtual address space.

@@ -45,6 +45,12 @@ options:
     description: Wait for C(/certs) to list a certificate chain too.
     type: bool
     default: true
+notes:
+  - "O(observe) is looked at once Envoy answered (its unit is then running): the envoy
+    role compares the host again after its tasks in the call that waits for Envoy
+    anyway, not in a M(mailmesh.imap.host_state) call of its own."
+extends_documentation_fragment:
+  - mailmesh.imap.host_observe
 seealso:
   - name: Envoy admin interface
     description: The C(/ready) and C(/certs) endpoints.
@@ -71,11 +77,18 @@ certificate_chains:
   returned: always
   type: int
   sample: 1
+observed:
+  description: What O(observe) asked for, after the wait, as
+    RV(mailmesh.imap.envoy_platform#module:observed) returns it.
+  returned: when O(observe) is set and Envoy answered
+  type: dict
+  sample: {"files": {}, "packages": [], "groups": [], "users": {}, "services": {}, "problems": []}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mailmesh.imap.plugins.module_utils._envoy_admin import wait
+from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import OBSERVE_OPTIONS, observe
 
 
 def main():
@@ -84,6 +97,7 @@ def main():
             admin_address=dict(type="str", required=True),
             timeout=dict(type="int", default=60),
             require_certificates=dict(type="bool", default=True),
+            observe=dict(type="dict", options=OBSERVE_OPTIONS),
         ),
         supports_check_mode=True,
     )
@@ -94,6 +108,8 @@ def main():
     result, problem = wait(address, module.params["timeout"], module.params["require_certificates"])
     if problem:
         module.fail_json(msg=problem, changed=False, **result)
+    if module.params["observe"] is not None:
+        result["observed"] = observe(module, **module.params["observe"])
     module.exit_json(changed=False, **result)
 
 

@@ -1,6 +1,6 @@
 """roles/envoy, dovecot, nginx_mail, vault_server and vault_cert: every path the tasks that run only after a difference
 write on the host is in the role's __<role>_state_files, the list host_state compares
-(tasks/compare.yml).
+(the envoy role: from what envoy_platform and envoy_ready observe).
 
 A path left out would not be compared: a change to it alone would not run the tasks
 that put it back. The comparison after the tasks catches wrong expected values, not missing paths; this test catches those.
@@ -192,17 +192,20 @@ def test_envoy_tasks_write_what_the_comparison_expects():
 
 def test_envoy_compares_the_same_way_before_and_after_its_tasks():
     """The first comparison (on the controller, from what envoy_platform observed) and the
-    one after the tasks (host_state on the host) take the same expected values, and
-    envoy_platform looks at every path of the kept list (the binary through its link)."""
+    one after the tasks (from what envoy_ready observed, with the same list) take the
+    same expected values, and envoy_platform looks at every path of the kept list (the
+    binary through its link)."""
     tasks = yaml.safe_load((ROLES / "envoy" / "tasks" / "main.yml").read_text(encoding="utf-8"))
     first = next(t for t in tasks if "ansible.builtin.set_fact" in t and "__envoy_state" in t["ansible.builtin.set_fact"])
     expression = _blankless(first["ansible.builtin.set_fact"]["__envoy_state"]["differences"])
-    after = next(t for t in _tasks(yaml.safe_load((ROLES / "envoy" / "tasks" / "compare.yml").read_text(encoding="utf-8")))
-                 if "mailmesh.imap.host_state" in t)["mailmesh.imap.host_state"]
-    assert expression == ("{{__envoy_platform.observed|mailmesh.imap.host_state_differences(files=%s,packages=%s,"
-                          "groups=[envoy_group],users=%s,services=%s)}}" % tuple(
-                              _blankless(after[key]).strip("{}") for key in ("files", "packages", "users", "services")))
-    assert after["groups"] == ["{{ envoy_group }}"]
+    verify = list(_tasks(yaml.safe_load((ROLES / "envoy" / "tasks" / "verify.yml").read_text(encoding="utf-8"))))
+    after = next(t for t in verify if "ansible.builtin.assert" in t)["vars"]["__envoy_differences_after"]
+    assert expression.replace("__envoy_platform.observed", "__envoy_ready.observed") == _blankless(after)
+    assert expression.startswith("{{__envoy_platform.observed|mailmesh.imap.host_state_differences(")
+    ready = next(t for t in verify if "mailmesh.imap.envoy_ready" in t)
+    assert _blankless(ready["mailmesh.imap.envoy_ready"]["observe"]) == \
+        "{{__envoy_observeif__envoy_compare_again|boolelseomit}}"
+    assert ready["register"] == "__envoy_ready"
     variables = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
     observe = variables["__envoy_observe"]
     assert _blankless(observe["files"]) == \

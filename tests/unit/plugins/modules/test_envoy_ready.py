@@ -70,8 +70,10 @@ def test_bad_address_names_the_option(run_module):
 def test_documented_options_and_return_values():
     doc = yaml.safe_load(module.DOCUMENTATION)
     assert set(doc["options"]) == {"admin_address", "timeout", "require_certificates"}
+    # observe: the doc fragment shared with envoy_platform.
+    assert doc["extends_documentation_fragment"] == ["mailmesh.imap.host_observe"]
     assert yaml.safe_load(module.EXAMPLES)
-    assert set(yaml.safe_load(module.RETURN)) == {"state", "certificate_chains"}
+    assert set(yaml.safe_load(module.RETURN)) == {"state", "certificate_chains", "observed"}
 
 
 def test_ready_on_a_unix_socket(admin, run_module, tmp_path):
@@ -95,3 +97,25 @@ def test_ready_on_a_unix_socket(admin, run_module, tmp_path):
         os.unlink(path)
     result = run_module(module, {"admin_address": path, "timeout": 1})
     assert result["failed"] and "does not answer" in result["msg"] and path in result["msg"]
+
+
+def test_observe_looks_after_the_wait(admin, run_module, tmp_path):
+    """With observe, the answer carries what is on the host, as envoy_platform's observe
+    gives it (the envoy role's comparison after its tasks, in this call)."""
+    config = tmp_path / "envoy.yaml"
+    config.write_text("admin: {}\n")
+    result = run_module(module, {"admin_address": _address(admin), "observe": {
+        "files": [{"path": str(config), "sha256": True}, {"path": str(tmp_path / "missing")}]}})
+    assert not result.get("failed"), result
+    files = result["observed"]["files"]
+    assert files[str(config)]["kind"] == "file" and len(files[str(config)]["sha256"]) == 64
+    assert files[str(tmp_path / "missing")] == {"kind": None}
+    assert run_module(module, {"admin_address": _address(admin)}).get("observed") is None
+
+
+def test_observe_is_not_looked_at_when_envoy_is_not_ready(admin, run_module, monkeypatch, tmp_path):
+    monkeypatch.setattr(admin_interface, "DELAY", 0.05)
+    admin.answers["/ready"] = (503, "PRE_INITIALIZING\n")
+    result = run_module(module, {"admin_address": _address(admin), "timeout": 1,
+                                 "observe": {"files": [{"path": str(tmp_path)}]}})
+    assert result["failed"] and "observed" not in result
