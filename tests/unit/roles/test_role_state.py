@@ -200,13 +200,18 @@ def test_envoy_compares_the_same_way_before_and_after_its_tasks():
     expression = _blankless(first["ansible.builtin.set_fact"]["__envoy_state"]["differences"])
     verify = list(_tasks(yaml.safe_load((ROLES / "envoy" / "tasks" / "verify.yml").read_text(encoding="utf-8"))))
     after = next(t for t in verify if "ansible.builtin.assert" in t)["vars"]["__envoy_differences_after"]
-    assert expression.replace("__envoy_platform.observed", "__envoy_ready.observed") == _blankless(after)
-    assert expression.startswith("{{__envoy_platform.observed|mailmesh.imap.host_state_differences(")
+    assert expression == "{{__envoy_platform.observed|mailmesh.imap.host_state_differences(**__envoy_expected)}}"
+    assert _blankless(after) == "{{__envoy_ready.observed|mailmesh.imap.host_state_differences(**__envoy_expected)}}"
     ready = next(t for t in verify if "mailmesh.imap.envoy_ready" in t)
     assert _blankless(ready["mailmesh.imap.envoy_ready"]["observe"]) == \
         "{{__envoy_observeif__envoy_compare_again|boolelseomit}}"
     assert ready["register"] == "__envoy_ready"
     variables = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
+    expected = {key: _blankless(value) if isinstance(value, str) else value
+                for key, value in variables["__envoy_expected"].items()}
+    assert expected == {"files": "{{__envoy_state_files}}", "packages": "{{__envoy_packages}}",
+                        "groups": ["{{ envoy_group }}"], "users": "{{__envoy_state_users}}",
+                        "services": "{{__envoy_state_services}}"}
     observe = variables["__envoy_observe"]
     assert _blankless(observe["files"]) == \
         ("{{[{'path':__envoy_binary,'follow':true},{'path':__envoy_cert_files.fullchain}]"
@@ -414,3 +419,86 @@ def test_envoy_units_are_what_host_units_accepts(container, quickack, timesync, 
         for name, option in spec["suboptions"].items()}}})
     result = validator.validate({"units": units})
     assert not result.error_messages, result.error_messages
+
+
+def _when_holds(templar, tag, task):
+    """Whether a task's `when` (a string, a list or none) holds, rendered as Ansible does."""
+    when = task.get("when", [])
+    return all(templar.template(tag("{{ %s }}" % condition)) for condition in
+               ([when] if isinstance(when, str) else when))
+
+
+def _after_end_role(role, task_file="main.yml"):
+    """The end_role task of a task file, and every task after it there and in the files
+    those tasks import (included files run only where their own `when` holds)."""
+    tasks = list(_tasks(yaml.safe_load((ROLES / role / "tasks" / task_file).read_text(encoding="utf-8"))))
+    index = next(number for number, task in enumerate(tasks) if task.get("ansible.builtin.meta") == "end_role")
+    after = []
+    for task in tasks[index + 1:]:
+        imported = task.get("ansible.builtin.import_tasks")
+        if imported:
+            inner = list(_tasks(yaml.safe_load((ROLES / role / "tasks" / imported).read_text(encoding="utf-8"))))
+            # An import's `when` applies to each of its tasks.
+            after.extend(dict(t, when=[task["when"]] + ([t["when"]] if isinstance(t.get("when"), str)
+                                                        else t.get("when", [])))
+                         if "when" in task else t for t in inner)
+        else:
+            after.append(task)
+    return tasks[index], after
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+@pytest.mark.parametrize("prepare_first", [False, True])
+@pytest.mark.parametrize("differences", [[], ["/etc/mailmesh/tls/envoy: missing"]])
+@pytest.mark.parametrize("crl_format", ["", "envoy"])
+@pytest.mark.parametrize("agent_enabled", [True, False])
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_vault_cert_ends_only_where_every_task_after_would_be_skipped(state, prepare_first, differences, crl_format,
+                                                                   agent_enabled, check_mode):
+    """meta end_role after the certificate's call (decided on the controller, no worker per
+    host) leaves out only tasks that would be skipped anyway; where it does not hold, the
+    tasks after it run as before."""
+    templar, tag = _vault_cert_templar({
+        "vault_cert_state": state, "vault_cert_prepare_first": prepare_first,
+        "__vault_cert_result": {"differences": differences}, "vault_cert_crl_format": crl_format,
+        "vault_cert_agent_enabled": agent_enabled, "ansible_check_mode": check_mode})
+    end_role, after = _after_end_role("vault_cert")
+    assert [t.get("name") for t in after] == [
+        "Remove the certificate's files and its renewal entry",
+        "Install the packages, the directories and the renewal agent, then keep the certificate",
+        "Fetch the CRLs and write the CRL setting for {{ vault_cert_service }}",
+        "Remove the renewal agent's entry for this certificate"]
+    if _when_holds(templar, tag, end_role):
+        assert not [task["name"] for task in after if _when_holds(templar, tag, task)]
+    # It ends the role on a host as the role keeps it, the fleet's re-run.
+    assert _when_holds(templar, tag, end_role) is (
+        state == "present" and not prepare_first and not differences and not crl_format and agent_enabled)
+
+
+@pytest.mark.parametrize("cert_changed", [False, True])
+@pytest.mark.parametrize("problem", [None, "", "not ready"])
+@pytest.mark.parametrize("method, differences", [("wheel", []), ("wheel", ["envoy.service: not active"]),
+                                                 ("apt", [])])
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_envoy_ends_only_where_every_task_after_would_be_skipped(cert_changed, problem, method, differences, check_mode):
+    """The envoy role's end_role (after the certificate) leaves out only the converge, the
+    wait for Envoy and the comparison after the tasks where each would be skipped; the
+    handlers' flush between them has nothing to run where nothing changed."""
+    templar_mod = pytest.importorskip("ansible.template")
+    trust = pytest.importorskip("ansible._internal._datatag._tags")
+    tag = trust.TrustedAsTemplate().tag
+    variables = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
+    platform = {"machine": "x86_64"} if problem is None else {"envoy": {"problem": problem}}
+    templar = templar_mod.Templar(loader=None, variables={
+        **{name: tag(variables[name]) for name in ("__envoy_converge", "__envoy_verify", "__envoy_compare_again")},
+        "envoy_install_method": method, "__envoy_state": {"differences": differences},
+        "__vault_cert_result": {"changed": cert_changed}, "__envoy_platform": platform,
+        "ansible_check_mode": check_mode})
+    end_role, after = _after_end_role("envoy")
+    assert [t.get("ansible.builtin.meta") or t.get("name") for t in after] == [
+        "Configure and start Envoy", "flush_handlers", "Check that Envoy is ready and serves its certificate",
+        "Compare the host again after the tasks ran"]
+    if _when_holds(templar, tag, end_role):
+        assert not [t["name"] for t in after if "when" in t and _when_holds(templar, tag, t)]
+    assert _when_holds(templar, tag, end_role) is (
+        method != "apt" and not differences and not cert_changed and problem == "")
