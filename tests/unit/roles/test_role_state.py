@@ -453,8 +453,8 @@ def _after_end_role(role, task_file="main.yml"):
 @pytest.mark.parametrize("crl_format", ["", "envoy"])
 @pytest.mark.parametrize("agent_enabled", [True, False])
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_vault_cert_ends_only_where_every_task_after_would_be_skipped(state, prepare_first, differences, crl_format,
-                                                                   agent_enabled, check_mode):
+def test_vault_cert_ends_only_where_every_task_after_would_be_skipped(
+        state, prepare_first, differences, crl_format, agent_enabled, check_mode):
     """meta end_role after the certificate's call (decided on the controller, no worker per
     host) leaves out only tasks that would be skipped anyway; where it does not hold, the
     tasks after it run as before."""
