@@ -251,17 +251,11 @@ def test_envoy_installs_the_certificate_modules_libraries_in_its_own_apt_call():
     (None, "iproute2 ii \nca-certificates ii \npython3-hvac un \n", ["systemd-timesyncd", "python3-hvac"]),
 ])
 def test_envoy_installs_what_the_platform_check_saw_missing(observed, dpkg, missing):
-    templar_mod = pytest.importorskip("ansible.template")
-    trust = pytest.importorskip("ansible._internal._datatag._tags")
-    tag = trust.TrustedAsTemplate().tag
-    variables = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
     platform = {"machine": "x86_64"} if observed is None else {"observed": {"packages": observed}}
-    templar = templar_mod.Templar(loader=None, variables={
+    templar, tag = _role_templar("envoy", ("__envoy_observed_packages", "__envoy_missing_packages"), {
         "__envoy_install_packages": ["iproute2", "ca-certificates", "systemd-timesyncd", "python3-hvac"],
         "__envoy_platform": platform,
         "__envoy_dpkg": {"skipped": True} if dpkg is None else {"stdout": dpkg},
-        "__envoy_observed_packages": tag(variables["__envoy_observed_packages"]),
-        "__envoy_missing_packages": tag(variables["__envoy_missing_packages"]),
     })
     assert templar.template(tag("{{ __envoy_missing_packages }}")) == missing
     install = yaml.safe_load((ROLES / "envoy" / "tasks" / "install.yml").read_text(encoding="utf-8"))
@@ -280,9 +274,6 @@ def test_vault_cert_runs_dpkg_and_apt_only_where_the_comparison_found_a_package(
     comparison gives (host_state's own messages): a package not installed, or not looked
     at, and nothing else."""
     from ansible_collections.mailmesh.imap.plugins.module_utils import _host_state
-    templar_mod = pytest.importorskip("ansible.template")
-    trust = pytest.importorskip("ansible._internal._datatag._tags")
-    tag = trust.TrustedAsTemplate().tag
     variables = yaml.safe_load((ROLES / "vault_cert" / "vars" / "main.yml").read_text(encoding="utf-8"))
     packages = variables["__vault_cert_packages"]
     files = [{"path": str(tmp_path / ("missing" if files_differ else "")), "state": "directory"}]
@@ -290,10 +281,8 @@ def test_vault_cert_runs_dpkg_and_apt_only_where_the_comparison_found_a_package(
             "groups": [], "users": {}, "services": {}}
     differences = _host_state.compare(seen, files=files, packages=packages)
     assert differences  # something differs in each case: prepare.yml runs
-    templar = templar_mod.Templar(loader=None, variables={
-        "__vault_cert_result": {"differences": differences},
-        "__vault_cert_packages_differ": tag(variables["__vault_cert_packages_differ"]),
-    })
+    templar, tag = _role_templar("vault_cert", ("__vault_cert_packages_differ",),
+                                 {"__vault_cert_result": {"differences": differences}})
     assert templar.template(tag("{{ __vault_cert_packages_differ }}")) is expected
     # dpkg-query and apt (tasks/packages.yml) only where that says so: before the host
     # is prepared, or (vault_cert_prepare_first) after the call that followed.
@@ -304,17 +293,30 @@ def test_vault_cert_runs_dpkg_and_apt_only_where_the_comparison_found_a_package(
                         "packages_late.yml": ["vault_cert_prepare_first | bool", "__vault_cert_packages_differ"]}
 
 
-def _vault_cert_templar(extra):
+def _role_templar(role, from_vars, values):
+    """Ansible's templar and its trust tag, with the variables named in from_vars as the
+    role's vars/main.yml defines them (templates, rendered as Ansible renders them) and
+    the given values."""
     templar_mod = pytest.importorskip("ansible.template")
     trust = pytest.importorskip("ansible._internal._datatag._tags")
     tag = trust.TrustedAsTemplate().tag
-    variables = yaml.safe_load((ROLES / "vault_cert" / "vars" / "main.yml").read_text(encoding="utf-8"))
-    values = {name: tag(variables[name]) for name in ("__vault_cert_agent_unit", "__vault_cert_agent_units_changed")}
-    values.update(__vault_cert_agent_service_file="/etc/systemd/system/mailmesh-cert-renew.service",
-                  __vault_cert_agent_timer_file="/etc/systemd/system/mailmesh-cert-renew.timer",
-                  __vault_cert_agent_dropin_file="/etc/systemd/system/mailmesh-cert-renew.service.d/envoy.conf")
-    values.update(extra)
-    return templar_mod.Templar(loader=None, variables=values), tag
+    variables = yaml.safe_load((ROLES / role / "vars" / "main.yml").read_text(encoding="utf-8"))
+    return templar_mod.Templar(loader=None, variables={
+        **{name: tag(variables[name]) for name in from_vars}, **values}), tag
+
+
+def _when_holds(templar, tag, task):
+    """Whether a task's `when` (a string, a list or none) holds, rendered as Ansible does."""
+    when = task.get("when", [])
+    return all(templar.template(tag("{{ %s }}" % condition)) for condition in
+               ([when] if isinstance(when, str) else when))
+
+
+def _vault_cert_templar(extra):
+    return _role_templar("vault_cert", ("__vault_cert_agent_unit", "__vault_cert_agent_units_changed"), dict(
+        __vault_cert_agent_service_file="/etc/systemd/system/mailmesh-cert-renew.service",
+        __vault_cert_agent_timer_file="/etc/systemd/system/mailmesh-cert-renew.timer",
+        __vault_cert_agent_dropin_file="/etc/systemd/system/mailmesh-cert-renew.service.d/envoy.conf", **extra))
 
 
 @pytest.mark.parametrize("after_prepare, written, units, reload", [
@@ -359,12 +361,8 @@ def test_vault_cert_prepare_first_skips_the_first_call(prepare_first, difference
     main = _tasks(yaml.safe_load((ROLES / "vault_cert" / "tasks" / "main.yml").read_text(encoding="utf-8")))
     cert = next(t for t in main if t.get("ansible.builtin.import_tasks") == "cert.yml")
     include = next(t for t in main if t.get("ansible.builtin.include_tasks") == "prepare.yml")
-
-    def holds(task):
-        return all(templar.template(tag("{{ %s }}" % condition)) for condition in task["when"])
-
-    assert holds(cert) is first_call
-    assert holds(include) is prepare
+    assert _when_holds(templar, tag, cert) is first_call
+    assert _when_holds(templar, tag, include) is prepare
 
 
 @pytest.mark.parametrize("observed, missing", [
@@ -374,14 +372,9 @@ def test_vault_cert_prepare_first_skips_the_first_call(prepare_first, difference
     (None, False),
 ])
 def test_envoy_has_vault_cert_prepare_a_host_without_a_certificate_first(observed, missing):
-    templar_mod = pytest.importorskip("ansible.template")
-    trust = pytest.importorskip("ansible._internal._datatag._tags")
-    tag = trust.TrustedAsTemplate().tag
-    variables = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
-    templar = templar_mod.Templar(loader=None, variables={
+    templar, tag = _role_templar("envoy", ("__envoy_cert_missing",), {
         "__envoy_platform": {"machine": "x86_64"} if observed is None else {"observed": observed},
         "__envoy_cert_files": {"fullchain": "/etc/mailmesh/tls/envoy/fullchain.pem"},
-        "__envoy_cert_missing": tag(variables["__envoy_cert_missing"]),
     })
     assert templar.template(tag("{{ __envoy_cert_missing }}")) is missing
     certificate = yaml.safe_load((ROLES / "envoy" / "tasks" / "certificate.yml").read_text(encoding="utf-8"))
@@ -399,17 +392,12 @@ def test_envoy_has_vault_cert_prepare_a_host_without_a_certificate_first(observe
 def test_envoy_units_are_what_host_units_accepts(container, quickack, timesync, restart, expected):
     """__envoy_units as tasks/service.yml passes it, rendered, and checked against
     host_units' own argument spec (a null state, say, would be refused there)."""
-    templar_mod = pytest.importorskip("ansible.template")
-    trust = pytest.importorskip("ansible._internal._datatag._tags")
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
     from ansible_collections.mailmesh.imap.plugins.modules import host_units
-    tag = trust.TrustedAsTemplate().tag
-    variables = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
-    templar = templar_mod.Templar(loader=None, variables={
+    templar, tag = _role_templar("envoy", ("__envoy_units",), {
         "__envoy_service": "envoy", "__envoy_quickack_service": "mailmesh-quickack",
         "__envoy_restart": restart, "__envoy_quickack_rerun": False, "envoy_quickack": quickack,
         "__envoy_timesync_install": timesync, "__envoy_platform": {"container": container},
-        "__envoy_units": tag(variables["__envoy_units"]),
     })
     units = templar.template(tag("{{ __envoy_units }}"))
     assert units == expected
@@ -419,13 +407,6 @@ def test_envoy_units_are_what_host_units_accepts(container, quickack, timesync, 
         for name, option in spec["suboptions"].items()}}})
     result = validator.validate({"units": units})
     assert not result.error_messages, result.error_messages
-
-
-def _when_holds(templar, tag, task):
-    """Whether a task's `when` (a string, a list or none) holds, rendered as Ansible does."""
-    when = task.get("when", [])
-    return all(templar.template(tag("{{ %s }}" % condition)) for condition in
-               ([when] if isinstance(when, str) else when))
 
 
 def _after_end_role(role, task_file="main.yml"):
@@ -484,13 +465,8 @@ def test_envoy_ends_only_where_every_task_after_would_be_skipped(cert_changed, p
     """The envoy role's end_role (after the certificate) leaves out only the converge, the
     wait for Envoy and the comparison after the tasks where each would be skipped; the
     handlers' flush between them has nothing to run where nothing changed."""
-    templar_mod = pytest.importorskip("ansible.template")
-    trust = pytest.importorskip("ansible._internal._datatag._tags")
-    tag = trust.TrustedAsTemplate().tag
-    variables = yaml.safe_load((ROLES / "envoy" / "vars" / "main.yml").read_text(encoding="utf-8"))
     platform = {"machine": "x86_64"} if problem is None else {"envoy": {"problem": problem}}
-    templar = templar_mod.Templar(loader=None, variables={
-        **{name: tag(variables[name]) for name in ("__envoy_converge", "__envoy_verify", "__envoy_compare_again")},
+    templar, tag = _role_templar("envoy", ("__envoy_converge", "__envoy_verify", "__envoy_compare_again"), {
         "envoy_install_method": method, "__envoy_state": {"differences": differences},
         "__vault_cert_result": {"changed": cert_changed}, "__envoy_platform": platform,
         "ansible_check_mode": check_mode})
