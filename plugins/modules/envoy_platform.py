@@ -47,6 +47,24 @@ options:
       - The envoy role asks here, in the call it makes anyway, so that a run that changes
         nothing need not call M(mailmesh.imap.envoy_ready) as well.
     type: str
+  certificate:
+    description:
+      - Also look at a certificate as M(mailmesh.imap.vault_pki_cert) would with these
+        arguments (the envoy role passes those the C(vault_cert) role would pass to that
+        module's first call), changing nothing, and say in RV(certificate) whether that
+        call would find anything to do.
+      - Takes that module's options for a call with C(approle_file) - C(approle_file),
+        C(ca_cert), C(common_name), C(alt_names), C(ip_sans), C(ttl), C(renew_before),
+        C(max_clock_skew), C(cert_path), C(key_path), C(chain_path), C(fullchain_path),
+        C(owner), C(group), C(mode), C(cert_mode), C(key_type), C(key_bits),
+        C(rotate_key), C(force), C(prerequisites), and C(units) and C(daemon_reload)
+        empty - with the same types and defaults. A wrong one fails the module and is
+        named.
+      - As that module, it compares the host with C(prerequisites) first, then the four
+        files' owner, group and mode, then reads Vault's issuing CA and the certificate's
+        revocation (unauthenticated) and compares the certificate with what is asked.
+        It reads the AppRole file on the host and never returns its content.
+    type: dict
 notes:
   - The envoy role looks at its files, packages, accounts and units here (O(observe)), in
     the call it makes anyway, because what it expects depends on this module's answer
@@ -127,6 +145,17 @@ time_sync:
   type: list
   elements: str
   sample: [systemd-timesyncd]
+certificate:
+  description:
+    - What M(mailmesh.imap.vault_pki_cert) would find with O(certificate) as its arguments.
+    - C(keep) is true only when that call would change nothing. C(differences) lists what
+      differs from its prerequisites and the certificate files' owner, group and mode (as
+      that module words them); C(reasons) why it would issue a certificate (its
+      RV(mailmesh.imap.vault_pki_cert#module:reasons)); C(problem) why the look could not
+      be finished (the AppRole file, Vault, the library), for that call to report.
+  returned: when O(certificate) is set
+  type: dict
+  sample: {"keep": true, "differences": [], "reasons": [], "problem": ""}
 container:
   description:
     - Whether the host is a container (systemd's C(/run/systemd/container), or
@@ -209,6 +238,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.mailmesh.imap.plugins.module_utils._cert_check import check as check_certificate
 from ansible_collections.mailmesh.imap.plugins.module_utils._envoy_admin import wait
 from ansible_collections.mailmesh.imap.plugins.module_utils._envoy_platform import (
     ARCHES,
@@ -244,7 +274,7 @@ ADMIN_TIMEOUT = 0.5
 def main():
     module = AnsibleModule(
         argument_spec=dict(fail_on_problem=dict(type="bool", default=True), admin_address=dict(type="str"),
-                           observe=dict(type="dict", options=OBSERVE_OPTIONS)),
+                           observe=dict(type="dict", options=OBSERVE_OPTIONS), certificate=dict(type="dict")),
         supports_check_mode=True,
     )
     machine = os.uname()[4]
@@ -263,6 +293,8 @@ def main():
         result["envoy"] = dict(answer, problem=envoy_problem or "")
     if module.params["observe"] is not None:
         result["observed"] = observe(module, **module.params["observe"])
+    if module.params["certificate"] is not None:
+        result["certificate"] = check_certificate(module, module.params["certificate"])
     module.exit_json(**result)
 
 

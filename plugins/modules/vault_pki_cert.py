@@ -464,7 +464,8 @@ import os
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.mailmesh.imap.plugins.module_utils import _pki as pki
-from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import FILE_OPTIONS, differences, mode_problem
+from ansible_collections.mailmesh.imap.plugins.module_utils._cert_check import CERT_OPTIONS, keeper_options
+from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import differences, mode_problem
 from ansible_collections.mailmesh.imap.plugins.module_utils._cert_renewal import (
     APPROLE_FILE_KEYS,
     CertKeeper,
@@ -486,29 +487,7 @@ def argument_spec():
         approle_file=dict(type="path"),
         engine_mount_point=dict(type="str", default="pki_int"),
         role_name=dict(type="str"),
-        common_name=dict(type="str", required=True),
-        alt_names=dict(type="list", elements="str", default=[]),
-        ip_sans=dict(type="list", elements="str", default=[]),
-        ttl=dict(type="str"),
-        renew_before=dict(type="str"),
-        max_clock_skew=dict(type="str", default="5m"),
-        cert_path=dict(type="path", required=True),
-        key_path=dict(type="path", required=True, no_log=False),
-        chain_path=dict(type="path"),
-        fullchain_path=dict(type="path"),
-        cert_mode=dict(type="raw", default="0644"),
-        key_type=dict(type="str", default="ec", choices=["ec", "rsa"], no_log=False),
-        key_bits=dict(type="int", no_log=False),
-        rotate_key=dict(type="bool", default=False, no_log=False),
-        force=dict(type="bool", default=False),
-        prerequisites=dict(
-            type="dict",
-            options=dict(
-                packages=dict(type="list", elements="str", default=[]),
-                services=dict(type="list", elements="str", default=[]),
-                files=dict(type="list", elements="dict", default=[], options=FILE_OPTIONS),
-            ),
-        ),
+        **CERT_OPTIONS,
         units=dict(type="list", elements="dict", default=[], options=UNIT_OPTIONS),
         daemon_reload=dict(type="bool", default=False),
     )
@@ -531,46 +510,6 @@ def load_approle_file(module):
     module.params.update(options)
     if not module.params["ca_cert"] and ca_cert:
         module.params["ca_cert"] = ca_cert
-
-
-def octal_mode(value):
-    """A mode given as octal digits (or an int) as an int; None for a symbolic mode,
-    which set_fs_attributes_if_different applies afterwards."""
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    text = str(value).strip()
-    if text and all(char in "01234567" for char in text):
-        return int(text, 8)
-    return None
-
-
-def keeper_options(params):
-    """The renewal options (see CertKeeper) from the module's parameters."""
-    key_mode = params["mode"] if params["mode"] is not None else "0600"
-    return dict(
-        engine_mount_point=params["engine_mount_point"],
-        role_name=params["role_name"],
-        common_name=params["common_name"],
-        alt_names=params["alt_names"],
-        ip_sans=params["ip_sans"],
-        ttl=params["ttl"],
-        renew_before=params["renew_before"],
-        max_clock_skew=params["max_clock_skew"],
-        key_type=params["key_type"],
-        key_bits=params["key_bits"],
-        rotate_key=params["rotate_key"],
-        force=params["force"],
-        cert_path=params["cert_path"],
-        key_path=params["key_path"],
-        chain_path=params["chain_path"],
-        fullchain_path=params["fullchain_path"],
-        owner=params["owner"],
-        group=params["group"],
-        key_mode=octal_mode(key_mode),
-        cert_mode=octal_mode(params["cert_mode"]),
-    )
 
 
 def prerequisite_differences(module):

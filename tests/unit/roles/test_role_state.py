@@ -140,9 +140,13 @@ def test_vault_cert_writes_and_compares_one_list():
     written = [task["mailmesh.imap.host_files"]["files"] for task in _tasks(prepare) if "mailmesh.imap.host_files" in task]
     assert [_blankless(files) for files in written] == ["{{__vault_cert_kept_files}}"]
     cert = yaml.safe_load((ROLES / "vault_cert" / "tasks" / "cert.yml").read_text(encoding="utf-8"))
-    compared = [task["mailmesh.imap.vault_pki_cert"]["prerequisites"]["files"] for task in _tasks(cert)
-                if "mailmesh.imap.vault_pki_cert" in task]
-    assert [_blankless(files) for files in compared] == ["{{__vault_cert_kept_files|mailmesh.imap.host_state_files}}"]
+    # The certificate call's arguments are one variable, which the envoy role reads too.
+    assert [_blankless(task["args"]) for task in _tasks(cert) if "mailmesh.imap.vault_pki_cert" in task] == [
+        "{{__vault_cert_module_args}}"]
+    arguments = yaml.safe_load((ROLES / "vault_cert" / "vars" / "main.yml").read_text(encoding="utf-8"))[
+        "__vault_cert_module_args"]
+    compared = arguments["prerequisites"]["files"]
+    assert _blankless(compared) == "{{__vault_cert_kept_files|mailmesh.imap.host_state_files}}"
 
 
 def test_envoy_tasks_write_what_the_comparison_expects():
@@ -313,7 +317,8 @@ def _when_holds(templar, tag, task):
 
 
 def _vault_cert_templar(extra):
-    return _role_templar("vault_cert", ("__vault_cert_agent_unit", "__vault_cert_agent_units_changed"), dict(
+    return _role_templar("vault_cert", ("__vault_cert_agent_unit", "__vault_cert_agent_units_changed",
+                                        "__vault_cert_ends_after_check"), dict(
         __vault_cert_agent_service_file="/etc/systemd/system/mailmesh-cert-renew.service",
         __vault_cert_agent_timer_file="/etc/systemd/system/mailmesh-cert-renew.timer",
         __vault_cert_agent_dropin_file="/etc/systemd/system/mailmesh-cert-renew.service.d/envoy.conf", **extra))
@@ -336,8 +341,8 @@ def test_vault_cert_starts_the_renewal_timer_in_the_certificate_call_after_prepa
     if after_prepare:
         extra["__vault_cert_after_prepare"] = True
     templar, tag = _vault_cert_templar(extra)
-    task = next(t for t in _tasks(yaml.safe_load((ROLES / "vault_cert" / "tasks" / "cert.yml").read_text(encoding="utf-8")))
-                if "mailmesh.imap.vault_pki_cert" in t)["mailmesh.imap.vault_pki_cert"]
+    task = yaml.safe_load((ROLES / "vault_cert" / "vars" / "main.yml").read_text(encoding="utf-8"))[
+        "__vault_cert_module_args"]
     rendered = templar.template(tag(task["units"]))
     assert rendered == units
     assert templar.template(tag(task["daemon_reload"])) is reload
@@ -409,11 +414,12 @@ def test_envoy_units_are_what_host_units_accepts(container, quickack, timesync, 
     assert not result.error_messages, result.error_messages
 
 
-def _after_end_role(role, task_file="main.yml"):
-    """The end_role task of a task file, and every task after it there and in the files
-    those tasks import (included files run only where their own `when` holds)."""
+def _after_end_role(role, task_file="main.yml", which=0):
+    """The end_role task of a task file (the first, or the which-th), and every task after
+    it there and in the files those tasks import (included files run only where their
+    own `when` holds)."""
     tasks = list(_tasks(yaml.safe_load((ROLES / role / "tasks" / task_file).read_text(encoding="utf-8"))))
-    index = next(number for number, task in enumerate(tasks) if task.get("ansible.builtin.meta") == "end_role")
+    index = [number for number, task in enumerate(tasks) if task.get("ansible.builtin.meta") == "end_role"][which]
     after = []
     for task in tasks[index + 1:]:
         imported = task.get("ansible.builtin.import_tasks")
@@ -456,25 +462,45 @@ def test_vault_cert_ends_only_where_every_task_after_would_be_skipped(
         state == "present" and not prepare_first and not differences and not crl_format and agent_enabled)
 
 
+@pytest.mark.parametrize("kept", [None, False, True])
 @pytest.mark.parametrize("cert_changed", [False, True])
 @pytest.mark.parametrize("problem", [None, "", "not ready"])
 @pytest.mark.parametrize("method, differences", [("wheel", []), ("wheel", ["envoy.service: not active"]),
                                                  ("apt", [])])
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_envoy_ends_only_where_every_task_after_would_be_skipped(cert_changed, problem, method, differences, check_mode):
-    """The envoy role's end_role (after the certificate) leaves out only the converge, the
-    wait for Envoy and the comparison after the tasks where each would be skipped; the
-    handlers' flush between them has nothing to run where nothing changed."""
+def test_envoy_ends_only_where_every_task_after_would_be_skipped(kept, cert_changed, problem, method, differences,
+                                                                 check_mode):
+    """The envoy role's two end_role tasks leave out only tasks that would be skipped:
+    the first (before the install) where envoy_platform found the certificate kept
+    (kept: its certificate answer's keep; None: not asked), the second after vault_cert
+    ran. A __vault_cert_result left from another instance of vault_cert on the host
+    (dovecot's) does not count where vault_cert was not included."""
     platform = {"machine": "x86_64"} if problem is None else {"envoy": {"problem": problem}}
-    templar, tag = _role_templar("envoy", ("__envoy_converge", "__envoy_verify", "__envoy_compare_again"), {
+    if kept is not None:
+        platform["certificate"] = {"keep": kept}
+    templar, tag = _role_templar("envoy", ("__envoy_converge", "__envoy_verify", "__envoy_compare_again",
+                                           "__envoy_cert_kept", "__envoy_cert_changed"), {
         "envoy_install_method": method, "__envoy_state": {"differences": differences},
         "__vault_cert_result": {"changed": cert_changed}, "__envoy_platform": platform,
         "ansible_check_mode": check_mode})
-    end_role, after = _after_end_role("envoy")
-    assert [t.get("ansible.builtin.meta") or t.get("name") for t in after] == [
+    first, after_first = _after_end_role("envoy")
+    second, after_second = _after_end_role("envoy", which=1)
+    assert [t.get("ansible.builtin.meta") or t.get("name") for t in after_first] == [
+        "Install Envoy", "Keep the sidecar's certificate from Vault",
+        "end_role"] + [t.get("ansible.builtin.meta") or t.get("name") for t in after_second]
+    assert [t.get("ansible.builtin.meta") or t.get("name") for t in after_second] == [
         "Configure and start Envoy", "flush_handlers", "Check that Envoy is ready and serves its certificate",
         "Compare the host again after the tasks ran"]
-    if _when_holds(templar, tag, end_role):
-        assert not [t["name"] for t in after if "when" in t and _when_holds(templar, tag, t)]
-    assert _when_holds(templar, tag, end_role) is (
-        method != "apt" and not differences and not cert_changed and problem == "")
+    for end_role, after in ((first, after_first), (second, after_second)):
+        if _when_holds(templar, tag, end_role):
+            assert not [t["name"] for t in after
+                        if "when" in t and "ansible.builtin.meta" not in t and _when_holds(templar, tag, t)]
+    # A host as the role keeps it ends before the install where the certificate was kept.
+    assert _when_holds(templar, tag, first) is (
+        kept is True and method != "apt" and not differences and problem == "")
+    # Else vault_cert runs (its include's when), and the role ends after it where it changed nothing.
+    include = next(t for t in after_first if t.get("name") == "Keep the sidecar's certificate from Vault")
+    assert _when_holds(templar, tag, include) is (kept is not True)
+    if not _when_holds(templar, tag, first):
+        assert _when_holds(templar, tag, second) is (
+            method != "apt" and not differences and not (cert_changed and kept is not True) and problem == "")

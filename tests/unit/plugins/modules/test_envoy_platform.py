@@ -1,8 +1,13 @@
 """Unit tests for plugins/modules/envoy_platform.py, run on this host as a module."""
 
 import hashlib
+import json
 import os
+import pathlib
+import subprocess
+import sys
 
+import pytest
 import yaml
 
 from ansible_collections.mailmesh.imap.plugins.module_utils import _host_state
@@ -21,9 +26,9 @@ def test_every_returned_key_is_documented(run_module):
     result = run_module(module, {"fail_on_problem": False})
     documented = set(yaml.safe_load(module.RETURN))
     assert documented == {"machine", "arch", "va_bits", "cpus", "time_sync", "container", "problem", "envoy",
-                          "observed"}
-    # envoy: only with admin_address; observed: only with observe.
-    assert documented - {"envoy", "observed"} == set(result) - {"changed", "invocation"}
+                          "observed", "certificate"}
+    # envoy: only with admin_address; observed: only with observe; certificate: only with certificate.
+    assert documented - {"envoy", "observed", "certificate"} == set(result) - {"changed", "invocation"}
 
 
 def test_observe_looks_at_what_host_state_compares_in_the_same_call(run_module, tmp_path):
@@ -90,3 +95,165 @@ def test_no_envoy_at_the_address_is_a_problem_not_a_failure(run_module, tmp_path
     result = run_module(module, {"fail_on_problem": False, "admin_address": str(tmp_path / "admin.sock")})
     assert not result.get("failed"), result
     assert result["envoy"]["state"] == "" and "does not answer" in result["envoy"]["problem"]
+
+
+# ---- certificate: vault_pki_cert's look, in this call ---------------------------------------
+
+def _certificate_host(tmp_path, tls_files, url, **changes):
+    """A certificate directory as vault_cert keeps it, an AppRole file for the fake Vault,
+    and envoy_platform's certificate option as the envoy role passes it."""
+    import grp
+    import pwd
+
+    certs = tmp_path / "tls"
+    certs.mkdir(mode=0o750)
+    certs.chmod(0o750)
+    for name, data, mode in (("cert.pem", tls_files.host_cert_pem, 0o644), ("key.pem", tls_files.host_key_pem, 0o640)):
+        (certs / name).write_bytes(data)
+        (certs / name).chmod(mode)
+    approle = tmp_path / "approle.json"
+    approle.write_text(json.dumps({"url": url, "approle_mount": "approle", "role_id": "rid",
+                                   "secret_id": "s3cret-id-of-the-host", "mount": "pki", "pki_role": "hosts"}))
+    approle.chmod(0o600)
+    args = dict(approle_file=str(approle), ca_cert=tls_files.ca_cert, common_name="h1.example.org",
+                cert_path=str(certs / "cert.pem"), key_path=str(certs / "key.pem"),
+                owner=pwd.getpwuid(os.getuid()).pw_name, group=grp.getgrgid(os.getgid()).gr_name,
+                mode="0640", cert_mode="0644",
+                prerequisites={"packages": [], "services": [],
+                               "files": [{"path": str(certs), "state": "directory", "mode": "0750"}]},
+                units=[], daemon_reload=False)
+    args.update(changes)
+    return certs, args
+
+
+def _serial_path(tls_files):
+    from cryptography import x509
+    serial = "%x" % x509.load_pem_x509_certificate(tls_files.host_cert_pem).serial_number
+    serial = ("0" * (len(serial) % 2)) + serial
+    return "/v1/pki/cert/" + ":".join(serial[i:i + 2] for i in range(0, len(serial), 2))
+
+
+def test_a_certificate_that_needs_nothing_is_kept_without_a_change(fake_vault, tls_files, tmp_path, run_module):
+    """vault_pki_cert's own reads (the issuing CA, the revocation), nothing written, and the
+    AppRole's secret ID nowhere in the result."""
+    vault = fake_vault({"/v1/pki/cert/ca": (200, {"data": {"certificate": tls_files.ca_pem}})}, tls_files)
+    certs, args = _certificate_host(tmp_path, tls_files, vault.url)
+    before = {p.name: (p.stat().st_mtime_ns, p.stat().st_mode) for p in certs.iterdir()}
+    result = run_module(module, {"fail_on_problem": False, "certificate": args})
+    assert result["changed"] is False
+    assert result["certificate"] == {"keep": True, "differences": [], "reasons": [], "problem": ""}
+    assert [request[0] for request in vault.requests] == ["/v1/pki/cert/ca", _serial_path(tls_files)]
+    assert {p.name: (p.stat().st_mtime_ns, p.stat().st_mode) for p in certs.iterdir()} == before
+    assert "s3cret-id-of-the-host" not in json.dumps(result)
+
+
+def test_a_difference_from_the_prerequisites_or_the_files_is_named_and_vault_not_asked(
+        fake_vault, tls_files, tmp_path, run_module):
+    vault = fake_vault({"/v1/pki/cert/ca": (200, {"data": {"certificate": tls_files.ca_pem}})}, tls_files)
+    certs, args = _certificate_host(tmp_path, tls_files, vault.url)
+    (certs / "key.pem").chmod(0o600)
+    args["prerequisites"]["files"].append({"path": str(tmp_path / "agent.py"), "mode": "0644"})
+    result = run_module(module, {"fail_on_problem": False, "certificate": args})
+    assert result["certificate"] == {"keep": False, "reasons": [], "problem": "", "differences": [
+        "%s: missing" % (tmp_path / "agent.py"), "%s: mode is 0600, not 0640" % (certs / "key.pem")]}
+    assert vault.requests == []
+    assert oct((certs / "key.pem").stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("changes, reasons, asked", [
+    # Other names than the certificate's: vault_pki_cert would issue one.
+    ({"common_name": "h2.example.org"}, ["names_changed"], True),
+    # vault_cert_force: issued without asking Vault first.
+    ({"force": True}, ["forced"], False),
+])
+def test_a_certificate_that_would_be_issued_is_not_kept(fake_vault, tls_files, tmp_path, run_module,
+                                                        changes, reasons, asked):
+    vault = fake_vault({"/v1/pki/cert/ca": (200, {"data": {"certificate": tls_files.ca_pem}})}, tls_files)
+    certs, args = _certificate_host(tmp_path, tls_files, vault.url, **changes)
+    result = run_module(module, {"fail_on_problem": False, "certificate": args})
+    assert result["changed"] is False
+    assert result["certificate"] == {"keep": False, "differences": [], "reasons": reasons, "problem": ""}
+    assert bool(vault.requests) is asked
+    assert (certs / "cert.pem").read_bytes() == tls_files.host_cert_pem
+
+
+def test_an_unreachable_vault_is_a_problem_for_the_certificate_call_to_report(tls_files, tmp_path, run_module):
+    import socket
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = "https://127.0.0.1:%d" % sock.getsockname()[1]
+    _certs, args = _certificate_host(tmp_path, tls_files, url)
+    result = run_module(module, {"fail_on_problem": False, "certificate": args})
+    assert not result.get("failed") and result["certificate"]["keep"] is False
+    assert result["certificate"]["problem"].startswith("Vault at %s is unreachable" % url), result
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"cert_path": None}, "certificate: missing required arguments: cert_path"),
+    ({"key_type": "dsa"}, "certificate: value of key_type must be one of: ec, rsa, got: dsa"),
+    ({"units": [{"name": "mailmesh-cert-renew.timer"}]},
+     "certificate: units and daemon_reload belong to the certificate module's own call"),
+])
+def test_wrong_certificate_arguments_fail_and_are_named(tls_files, tmp_path, run_module, changes, message):
+    _certs, args = _certificate_host(tmp_path, tls_files, "https://127.0.0.1:1")
+    args.update(changes)
+    args = {key: value for key, value in args.items() if value is not None}
+    result = run_module(module, {"fail_on_problem": False, "certificate": args})
+    assert result["failed"] and result["msg"].startswith(message), result["msg"]
+
+
+def test_the_certificate_options_are_vault_pki_certs():
+    """Same types, defaults and choices as vault_pki_cert's options of the same name, so
+    that the look and the module's call take the same arguments the same way."""
+    from ansible_collections.mailmesh.imap.plugins.module_utils._cert_check import CHECK_OPTIONS
+    from ansible_collections.mailmesh.imap.plugins.modules import vault_pki_cert
+
+    from ansible.module_utils.basic import FILE_COMMON_ARGUMENTS
+
+    # owner, group and mode: the file arguments every file module has (add_file_common_args).
+    spec = dict(FILE_COMMON_ARGUMENTS, **vault_pki_cert.argument_spec())
+    for name, option in CHECK_OPTIONS.items():
+        theirs = dict(spec[name])
+        theirs.pop("aliases", None)
+        if name in ("approle_file", "units"):
+            # Required here (the role's call always has it); units: only its emptiness matters.
+            theirs.pop("required", None)
+            option = {k: v for k, v in option.items() if k != "required"}
+            if name == "units":
+                theirs.pop("options")
+        assert option == theirs, name
+
+
+CHILD = r"""
+import json, sys
+from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+_AnsibleCollectionFinder(paths=[sys.argv[1]])._install()
+from ansible.module_utils import basic
+basic._ANSIBLE_ARGS = sys.argv[2].encode()
+basic._ANSIBLE_PROFILE = "legacy"
+from ansible_collections.mailmesh.imap.plugins.modules import envoy_platform
+try:
+    envoy_platform.main()
+except SystemExit:
+    pass
+sys.stderr.write("LOADED=" + json.dumps(sorted(
+    name for name in ("cryptography", "ansible_collections.mailmesh.imap.plugins.module_utils._cert_renewal")
+    if name in sys.modules)))
+"""
+
+
+def test_a_host_without_what_vault_cert_keeps_does_not_import_the_renewal_code(tls_files, tmp_path):
+    """On a new host the comparison finds the libraries missing: neither the renewal
+    code nor cryptography is imported, so an interpreter that stays between tasks
+    (Mitogen) has no failed import of cryptography left when the role installed it."""
+    _certs, args = _certificate_host(tmp_path, tls_files, "https://127.0.0.1:1")
+    args["prerequisites"]["files"].append({"path": str(tmp_path / "agent.py"), "mode": "0644"})
+    collections = pathlib.Path(module.__file__).parents[5]
+    payload = {"ANSIBLE_MODULE_ARGS": {"fail_on_problem": False, "certificate": args,
+                                       "_ansible_remote_tmp": "/tmp", "_ansible_keep_remote_files": False}}
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(collections), json.dumps(payload)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert "LOADED=" in proc.stderr, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["certificate"]["differences"] == ["%s: missing" % (tmp_path / "agent.py")], result
+    assert json.loads(proc.stderr.rsplit("LOADED=", 1)[1]) == []
