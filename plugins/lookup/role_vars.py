@@ -86,7 +86,9 @@ class LookupModule(LookupBase):
         path = os.path.join(role_dir, name, "main.yml")
         if not os.path.exists(path):
             return {}
-        data = self._loader.load_from_file(path, trusted_as_template=True)
+        # Not copied (unsafe=True): only read here. A copy of the two files' data cost
+        # each call a fifth of its time.
+        data = self._loader.load_from_file(path, unsafe=True, trusted_as_template=True)
         return data or {}
 
     def run(self, terms, variables=None, **kwargs):

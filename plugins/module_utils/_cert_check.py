@@ -20,9 +20,15 @@ __metaclass__ = type
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import FILE_OPTIONS, differences, mode_problem
+from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import (
+    FILE_OPTIONS,
+    compare,
+    mode_problem,
+    observe,
+    observe_file,
+)
 
-__all__ = ["CERT_OPTIONS", "CHECK_OPTIONS", "check", "keeper_options", "octal_mode"]
+__all__ = ["CERT_OPTIONS", "CHECK_OPTIONS", "arguments", "check", "compared", "keeper_options", "octal_mode"]
 
 # vault_pki_cert's options for the certificate (that module's argument spec takes them
 # from here).
@@ -120,29 +126,57 @@ def _answer(differences_found=(), reasons=(), problem=""):
                 differences=list(differences_found), reasons=list(reasons), problem=problem)
 
 
-def check(module, certificate):
-    """What vault_pki_cert, called with ``certificate`` as its arguments, would find.
-
-    ``keep`` (true only when it would change nothing), ``differences`` (from the
-    prerequisites, and the four files' owner, group and mode), ``reasons`` (why it would
-    issue a certificate: CertKeeper's, in check mode) and ``problem`` (why it could not
-    look: the call itself then reports it). Wrong arguments fail the module, naming them.
-    """
+def arguments(module, certificate):
+    """The certificate option's value checked and with vault_pki_cert's defaults, or
+    fail_json naming what is wrong."""
     validated = ArgumentSpecValidator(CHECK_OPTIONS).validate(dict(certificate))
     if validated.error_messages:
         module.fail_json(msg="certificate: %s" % "; ".join(validated.error_messages))
     params = validated.validated_parameters
     if params["units"] or params["daemon_reload"]:
         module.fail_json(msg="certificate: units and daemon_reload belong to the certificate module's own call")
-    wanted = params["prerequisites"] or dict(files=[], packages=[], services=[])
-    problem = mode_problem(wanted["files"], "certificate.prerequisites.files")
+    if not params["prerequisites"]:
+        params["prerequisites"] = dict(files=[], packages=[], services=[])
+    problem = mode_problem(params["prerequisites"]["files"], "certificate.prerequisites.files")
     if problem:
         module.fail_json(msg=problem)
+    return params
+
+
+def compared(params):
+    """What check() compares the host with: the prerequisites, and the four files'
+    owner, group and mode (as host_state's files, packages and services)."""
     key_mode = params["mode"] if params["mode"] is not None else "0600"
+    wanted = params["prerequisites"]
     files = list(wanted["files"]) + [_file(params["key_path"], params["owner"], params["group"], key_mode)]
     files += [_file(params[name], params["owner"], params["group"], params["cert_mode"])
               for name in ("cert_path", "chain_path", "fullchain_path") if params[name]]
-    found = differences(module, files=files, packages=wanted["packages"], services=wanted["services"])
+    return dict(files=files, packages=list(wanted["packages"]), services=list(wanted["services"]))
+
+
+def check(module, params, seen=None):
+    """What vault_pki_cert, called with ``params`` (from arguments()), would find.
+
+    ``keep`` (true only when it would change nothing), ``differences`` (from the
+    prerequisites, and the four files' owner, group and mode), ``reasons`` (why it would
+    issue a certificate: CertKeeper's, in check mode) and ``problem`` (why it could not
+    look: the call itself then reports it).
+
+    ``seen``: what the caller's module already observed on the host (_host_state's
+    observe(), with at least compared()'s packages and services), so that dpkg-query and
+    systemctl run once per call; the files are looked at here. A dpkg-query or systemctl
+    that failed does not fail the module (the caller's own checks speak first): what it
+    did not see counts as a difference, and vault_pki_cert's own call then names it.
+    """
+    wanted = compared(params)
+    if seen is None:
+        seen = observe(module, packages=wanted["packages"], services=wanted["services"])
+    files = {}
+    for spec in wanted["files"]:
+        files[spec["path"]] = observe_file(spec["path"], sha256=bool(spec.get("sha256")),
+                                           entries=spec.get("entries") is not None)
+    seen = dict(seen, files=files)
+    found = compare(seen, **wanted)
     if found:
         return _answer(differences_found=found)
     if params["force"]:

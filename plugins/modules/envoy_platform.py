@@ -64,6 +64,9 @@ options:
         files' owner, group and mode, then reads Vault's issuing CA and the certificate's
         revocation (unauthenticated) and compares the certificate with what is asked.
         It reads the AppRole file on the host and never returns its content.
+      - With O(observe), the packages and units of both are looked at in one
+        C(dpkg-query) and one C(systemctl show); RV(observed) holds only those
+        O(observe) asked for.
     type: dict
 notes:
   - The envoy role looks at its files, packages, accounts and units here (O(observe)), in
@@ -238,7 +241,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mailmesh.imap.plugins.module_utils._cert_check import check as check_certificate
+from ansible_collections.mailmesh.imap.plugins.module_utils import _cert_check as cert_check
 from ansible_collections.mailmesh.imap.plugins.module_utils._envoy_admin import wait
 from ansible_collections.mailmesh.imap.plugins.module_utils._envoy_platform import (
     ARCHES,
@@ -246,7 +249,7 @@ from ansible_collections.mailmesh.imap.plugins.module_utils._envoy_platform impo
     probe_va_bits,
     userland_bits,
 )
-from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import OBSERVE_OPTIONS, observe
+from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import OBSERVE_OPTIONS, observe, unit_name
 
 
 # The programs that tell which time synchronisation client a host has.
@@ -265,6 +268,20 @@ def time_sync_clients(exists=os.path.exists):
 
 def in_container(exists=os.path.exists):
     return exists("/run/systemd/container") or exists("/.dockerenv")
+
+
+def _union(first, second):
+    return list(first) + [name for name in second if name not in first]
+
+
+def _only(seen, names):
+    """What observe() saw of packages (a list) or units (a dict), restricted to names;
+    None (not looked at) stays None."""
+    if seen is None:
+        return None
+    if isinstance(seen, dict):
+        return dict((name, value) for name, value in seen.items() if name in names)
+    return [name for name in seen if name in names]
 
 
 # Seconds for the one look at the running Envoy (admin_address).
@@ -291,10 +308,26 @@ def main():
         # One question each to /ready and /certs (a timeout below the retry delay).
         answer, envoy_problem = wait(module.params["admin_address"], ADMIN_TIMEOUT, True)
         result["envoy"] = dict(answer, problem=envoy_problem or "")
-    if module.params["observe"] is not None:
-        result["observed"] = observe(module, **module.params["observe"])
+    certificate = None
     if module.params["certificate"] is not None:
-        result["certificate"] = check_certificate(module, module.params["certificate"])
+        certificate = cert_check.arguments(module, module.params["certificate"])
+    looks = module.params["observe"]
+    if looks is not None:
+        asked = dict(looks)
+        if certificate is not None:
+            # One dpkg-query and one systemctl for both looks: the certificate's packages
+            # and units too, left out of what is returned for observe.
+            wanted = cert_check.compared(certificate)
+            asked["packages"] = _union(looks["packages"], wanted["packages"])
+            asked["services"] = _union(looks["services"], wanted["services"])
+        seen = observe(module, **asked)
+        result["observed"] = dict(
+            seen, packages=_only(seen["packages"], [name.split("=", 1)[0].split(":", 1)[0] for name in looks["packages"]]),
+            services=_only(seen["services"], [unit_name(name) for name in looks["services"]]))
+        if certificate is not None:
+            result["certificate"] = cert_check.check(module, certificate, seen=seen)
+    elif certificate is not None:
+        result["certificate"] = cert_check.check(module, certificate)
     module.exit_json(**result)
 
 

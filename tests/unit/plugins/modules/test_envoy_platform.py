@@ -257,3 +257,81 @@ def test_a_host_without_what_vault_cert_keeps_does_not_import_the_renewal_code(t
     result = json.loads(proc.stdout)
     assert result["certificate"]["differences"] == ["%s: missing" % (tmp_path / "agent.py")], result
     assert json.loads(proc.stderr.rsplit("LOADED=", 1)[1]) == []
+
+
+FAKE_TOOLS = {
+    # Every package asked for is installed.
+    "dpkg-query": "import sys\nfor name in sys.argv[3:]:\n    print('%s ii ' % name)\n",
+    # Every unit loaded, enabled and active, except those named in ./inactive.
+    "systemctl": ("import os, sys\n"
+                  "here = os.path.dirname(os.path.abspath(__file__))\n"
+                  "if os.path.exists(os.path.join(here, 'no-systemd')):\n"
+                  "    sys.exit('System has not been booted with systemd as init system (PID 1).')\n"
+                  "path = os.path.join(here, 'inactive')\n"
+                  "off = open(path).read().split() if os.path.exists(path) else []\n"
+                  "for name in [a for a in sys.argv[2:] if not a.startswith('-')]:\n"
+                  "    state = 'inactive' if name in off else 'active'\n"
+                  "    print('Id=%s\\nLoadState=loaded\\nUnitFileState=enabled\\nActiveState=%s\\n' % (name, state))\n"),
+}
+
+
+@pytest.fixture
+def fake_tools(tmp_path, monkeypatch):
+    """dpkg-query and systemctl that log their command lines (<dir>/calls)."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    for name, body in FAKE_TOOLS.items():
+        (directory / name).write_text("#!%s\nimport os, sys\nopen(os.path.join(os.path.dirname(os.path.abspath("
+                                      "__file__)), 'calls'), 'a').write(os.path.basename(sys.argv[0]) + ' '"
+                                      " + ' '.join(sys.argv[1:]) + '\\n')\n%s" % (sys.executable, body))
+        (directory / name).chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (directory, os.environ.get("PATH", "/usr/bin:/bin")))
+    return directory
+
+
+@pytest.mark.parametrize("inactive, keep", [([], True), (["mailmesh-cert-renew.timer"], False)])
+def test_with_observe_the_packages_and_units_are_looked_at_once_for_both(
+        fake_vault, tls_files, tmp_path, run_module, fake_tools, inactive, keep):
+    """One dpkg-query and one systemctl for the sidecar's look and the certificate's;
+    observed holds only what observe asked for, the certificate's answer compares its
+    own."""
+    (fake_tools / "inactive").write_text(" ".join(inactive))
+    vault = fake_vault({"/v1/pki/cert/ca": (200, {"data": {"certificate": tls_files.ca_pem}})}, tls_files)
+    _certs, args = _certificate_host(tmp_path, tls_files, vault.url)
+    args["prerequisites"].update(packages=["python3-hvac"], services=["mailmesh-cert-renew.timer"])
+    result = run_module(module, {"fail_on_problem": False, "certificate": args, "observe": {
+        "files": [{"path": str(tmp_path)}], "packages": ["envoy-tools"], "services": ["envoy"]}})
+    calls = (fake_tools / "calls").read_text().splitlines()
+    assert [line.split()[0] for line in calls] == ["dpkg-query", "systemctl"], calls
+    assert "python3-hvac" in calls[0] and "envoy-tools" in calls[0]
+    assert "mailmesh-cert-renew.timer" in calls[1] and "envoy.service" in calls[1]
+    observed = result["observed"]
+    assert observed["packages"] == ["envoy-tools"] and list(observed["services"]) == ["envoy.service"]
+    assert observed["problems"] == [] and list(observed["files"]) == [str(tmp_path)]
+    if keep:
+        assert result["certificate"] == {"keep": True, "differences": [], "reasons": [], "problem": ""}
+    else:
+        assert result["certificate"] == {"keep": False, "reasons": [], "problem": "", "differences": [
+            "mailmesh-cert-renew.timer: not active (inactive)"]}
+        assert vault.requests == []
+
+
+@pytest.mark.parametrize("with_observe", [False, True])
+def test_a_host_without_systemd_is_no_failure_of_the_certificates_look(
+        tls_files, tmp_path, run_module, fake_tools, with_observe):
+    """systemctl fails (a host without systemd as init): the role's own checks speak
+    first, so the look does not fail the module; the timer counts as a difference."""
+    (fake_tools / "no-systemd").write_text("")
+    _certs, args = _certificate_host(tmp_path, tls_files, "https://127.0.0.1:1")
+    args["prerequisites"]["services"] = ["mailmesh-cert-renew.timer"]
+    call = {"fail_on_problem": False, "certificate": args}
+    if with_observe:
+        call["observe"] = {"services": ["envoy"]}
+    result = run_module(module, call)
+    assert not result.get("failed"), result
+    assert result["certificate"]["keep"] is False
+    assert result["certificate"]["differences"] == [
+        "mailmesh-cert-renew.timer: not looked at",
+        "not looked at: systemctl show failed (rc 1): System has not been booted with systemd as init system (PID 1)."]
+    if with_observe:
+        assert result["observed"]["services"] is None and result["observed"]["problems"]
