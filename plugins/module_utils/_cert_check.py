@@ -23,9 +23,9 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import (
     FILE_OPTIONS,
     compare,
+    looks_at,
     mode_problem,
     observe,
-    observe_file,
 )
 
 __all__ = ["CERT_OPTIONS", "CHECK_OPTIONS", "arguments", "check", "compared", "keeper_options", "octal_mode"]
@@ -170,12 +170,10 @@ def check(module, params, seen=None):
     """
     wanted = compared(params)
     if seen is None:
-        seen = observe(module, packages=wanted["packages"], services=wanted["services"])
-    files = {}
-    for spec in wanted["files"]:
-        files[spec["path"]] = observe_file(spec["path"], sha256=bool(spec.get("sha256")),
-                                           entries=spec.get("entries") is not None)
-    seen = dict(seen, files=files)
+        seen = observe(module, files=looks_at(wanted["files"]), packages=wanted["packages"],
+                       services=wanted["services"])
+    else:
+        seen = dict(seen, files=observe(module, files=looks_at(wanted["files"]))["files"])
     found = compare(seen, **wanted)
     if found:
         return _answer(differences_found=found)

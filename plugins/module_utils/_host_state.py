@@ -146,8 +146,13 @@ def installed_packages(output):
     return names
 
 
+def package_name(name):
+    """A package's name without a version ("=...") or an architecture (":...")."""
+    return name.split("=", 1)[0].split(":", 1)[0]
+
+
 def _package_names(packages):
-    return [p.split("=", 1)[0].split(":", 1)[0] for p in packages]
+    return [package_name(p) for p in packages]
 
 
 class NotObserved(Exception):
@@ -373,14 +378,20 @@ def compare(seen, files=(), packages=(), groups=(), users=(), services=()):
     return found
 
 
+def looks_at(files):
+    """What observe() must read of each path for compare() to compare files (FILE_OPTIONS
+    entries): a file's sha256 and a directory's entries only where they are compared."""
+    return [{"path": spec["path"], "sha256": bool(spec.get("sha256")), "entries": spec.get("entries") is not None}
+            for spec in files]
+
+
 def differences(module, files=(), packages=(), groups=(), users=(), services=()):
     """Every difference from files (FILE_OPTIONS entries), packages, groups, users and
     services, files first: compare(observe()) on the host, in one walk. A dpkg-query or
     systemctl that fails, fails the module."""
     files, users = list(files), list(users)
     try:
-        seen = observe(module, files=[{"path": spec["path"], "sha256": bool(spec.get("sha256")),
-                                       "entries": spec.get("entries") is not None} for spec in files],
+        seen = observe(module, files=looks_at(files),
                        packages=packages, groups=groups, users=[spec["name"] for spec in users], services=services,
                        strict=True)
     except NotObserved as exc:

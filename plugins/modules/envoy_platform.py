@@ -249,7 +249,7 @@ from ansible_collections.mailmesh.imap.plugins.module_utils._envoy_platform impo
     probe_va_bits,
     userland_bits,
 )
-from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import OBSERVE_OPTIONS, observe, unit_name
+from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import OBSERVE_OPTIONS, observe, package_name, unit_name
 
 
 # The programs that tell which time synchronisation client a host has.
@@ -322,7 +322,7 @@ def main():
             asked["services"] = _union(looks["services"], wanted["services"])
         seen = observe(module, **asked)
         result["observed"] = dict(
-            seen, packages=_only(seen["packages"], [name.split("=", 1)[0].split(":", 1)[0] for name in looks["packages"]]),
+            seen, packages=_only(seen["packages"], [package_name(name) for name in looks["packages"]]),
             services=_only(seen["services"], [unit_name(name) for name in looks["services"]]))
         if certificate is not None:
             result["certificate"] = cert_check.check(module, certificate, seen=seen)
