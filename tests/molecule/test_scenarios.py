@@ -11,6 +11,7 @@ at the end and show their logs.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 
@@ -56,6 +57,46 @@ GENERIC_SCENARIOS = [name for name in SCENARIOS
 # Of a background scenario's log: the lines shown when it passed, and when it failed.
 SUMMARY_LINES = 60
 FAILURE_LINES = 500
+# Molecule colours its output and frames a step's output in a box ("│ "), so a line is
+# read without both.
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+FRAME = "│┌└ "
+
+
+def failure_lines(lines: list[str]) -> list[str]:
+    """The lines that name what failed: the verifier's FAILED/ERROR test ids, the step
+    molecule reports as failed, Ansible's failed tasks and recaps, the tasks an
+    idempotence step found changed."""
+    found = []
+    for line in lines:
+        text = ANSI.sub("", line).lstrip(FRAME).rstrip()
+        if text.startswith(("FAILED ", "ERROR ", "fatal: ", "Idempotence test failed", "* [")) \
+                or re.search(r"➜ \S+: Executed: Failed", text) or re.search(r"\bfailed=[1-9]", text):
+            if not text.startswith("FAILED - RETRYING"):
+                found.append(text)
+    return found
+
+
+def test_failure_lines_read_through_molecules_colours_and_frames():
+    # A background scenario's failure names its test or task in the one-line summary
+    # only if these are found in molecule's framed, coloured output.
+    lines = [
+        "  \x1b[2m│\x1b[0m FAILED tests/test_renewal.py::test_soak - assert 1 == 0",
+        "  \x1b[2m│\x1b[0m FAILED - RETRYING: [localhost]: Wait for instance(s) deletion (3 retries left).",
+        "  \x1b[2m│\x1b[0m ======================= 1 failed, 41 passed in 1183.66s",
+        "  \x1b[2m\x1b[33m│\x1b[0m \x1b[33me2e-gw1 : ok=3 changed=0 unreachable=0 failed=1\x1b[0m",
+        "  \x1b[2m│\x1b[0m e2e-gw2 : ok=3 changed=0 unreachable=0 failed=0",
+        "\x1b[31mERROR   \x1b[0m Idempotence test failed because of the following tasks:",
+        "* [e2e-edge1] => mailmesh.imap.vault_cert : Issue the certificate",
+        "\x1b[36mERROR   \x1b[0m \x1b[32me2e\x1b[0m ➜ \x1b[33midempotence\x1b[0m: \x1b[31mExecuted: Failed\x1b[0m",
+    ]
+    assert failure_lines(lines) == [
+        "FAILED tests/test_renewal.py::test_soak - assert 1 == 0",
+        "e2e-gw1 : ok=3 changed=0 unreachable=0 failed=1",
+        "ERROR    Idempotence test failed because of the following tasks:",
+        "* [e2e-edge1] => mailmesh.imap.vault_cert : Issue the certificate",
+        "ERROR    e2e ➜ idempotence: Executed: Failed",
+    ]
 
 
 def test_harness_smoke_scenario_exists():
@@ -98,6 +139,6 @@ def test_molecule_scenario_in_background(scenario, lane, background_run, capfd):
               % (scenario, lane, run.ended - run.started, run.rc, run.log_path, "\n".join(shown)), flush=True)
     # The verifier's own summary lines (FAILED/ERROR test ids), so the failure's
     # one-line form already names the failing tests, not only the exit code.
-    failed = [line.strip() for line in lines if line.lstrip().startswith(("FAILED ", "ERROR "))]
+    failed = failure_lines(lines)
     assert run.rc == 0, "molecule test -s %s exited %d (log: %s)%s" % (
         scenario, run.rc, run.log_path, "".join("\n  " + line for line in failed[:20]))
