@@ -3,8 +3,6 @@
 import hashlib
 import json
 import os
-import pathlib
-import subprocess
 import sys
 
 import pytest
@@ -224,39 +222,18 @@ def test_the_certificate_options_are_vault_pki_certs():
         assert option == theirs, name
 
 
-CHILD = r"""
-import json, sys
-from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
-_AnsibleCollectionFinder(paths=[sys.argv[1]])._install()
-from ansible.module_utils import basic
-basic._ANSIBLE_ARGS = sys.argv[2].encode()
-basic._ANSIBLE_PROFILE = "legacy"
-from ansible_collections.mailmesh.imap.plugins.modules import envoy_platform
-try:
-    envoy_platform.main()
-except SystemExit:
-    pass
-sys.stderr.write("LOADED=" + json.dumps(sorted(
-    name for name in ("cryptography", "ansible_collections.mailmesh.imap.plugins.module_utils._cert_renewal")
-    if name in sys.modules)))
-"""
-
-
-def test_a_host_without_what_vault_cert_keeps_does_not_import_the_renewal_code(tls_files, tmp_path):
+def test_a_host_without_what_vault_cert_keeps_does_not_import_the_renewal_code(
+        tls_files, tmp_path, run_in_fresh_python):
     """On a new host the comparison finds the libraries missing: neither the renewal
     code nor cryptography is imported, so an interpreter that stays between tasks
     (Mitogen) has no failed import of cryptography left when the role installed it."""
     _certs, args = _certificate_host(tmp_path, tls_files, "https://127.0.0.1:1")
     args["prerequisites"]["files"].append({"path": str(tmp_path / "agent.py"), "mode": "0644"})
-    collections = pathlib.Path(module.__file__).parents[5]
-    payload = {"ANSIBLE_MODULE_ARGS": {"fail_on_problem": False, "certificate": args,
-                                       "_ansible_remote_tmp": "/tmp", "_ansible_keep_remote_files": False}}
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(collections), json.dumps(payload)],
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert "LOADED=" in proc.stderr, proc.stdout + proc.stderr
-    result = json.loads(proc.stdout)
+    result, loaded = run_in_fresh_python(
+        "envoy_platform", {"fail_on_problem": False, "certificate": args},
+        ("cryptography", "ansible_collections.mailmesh.imap.plugins.module_utils._cert_renewal"))
     assert result["certificate"]["differences"] == ["%s: missing" % (tmp_path / "agent.py")], result
-    assert json.loads(proc.stderr.rsplit("LOADED=", 1)[1]) == []
+    assert loaded == []
 
 
 FAKE_TOOLS = {

@@ -3,9 +3,7 @@
 import hashlib
 import json
 import os
-import pathlib
 import socket
-import subprocess
 import sys
 
 import pytest
@@ -126,7 +124,7 @@ def test_without_approle_file_nothing_is_filled():
     assert fake.params["url"] == "https://v:8200" and fake.params["auth_method"] == "token"
 
 
-def test_approle_file_and_the_options_it_gives_exclude_each_other(tmp_path, run_module):
+def test_approle_file_and_the_options_it_gives_exclude_each_other(tmp_path, run_module, run_in_fresh_python):
     paths = {"common_name": "gw1", "cert_path": str(tmp_path / "c.pem"), "key_path": str(tmp_path / "k.pem")}
     result = run_module(module, dict(paths, approle_file=str(tmp_path / "a.json"), url="https://v:8200"))
     assert result["failed"] and "mutually exclusive" in result["msg"] and "approle_file" in result["msg"]
@@ -139,40 +137,14 @@ def test_approle_file_and_the_options_it_gives_exclude_each_other(tmp_path, run_
 
 # ---- a re-run loads neither hvac nor requests ----------------------------------------------
 
-# Runs the module's main() in a fresh Python (as AnsiballZ would, with the collection on
-# the path) and reports, after the module's JSON, which of hvac/requests got imported.
-CHILD = r"""
-import importlib.util, json, sys
-from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
-_AnsibleCollectionFinder(paths=[sys.argv[1]])._install()
-from ansible.module_utils import basic
-basic._ANSIBLE_ARGS = sys.argv[2].encode()
-basic._ANSIBLE_PROFILE = "legacy"
-# Both are installed here, so their absence below is the module's doing.
-assert importlib.util.find_spec("hvac") and importlib.util.find_spec("requests")
-from ansible_collections.mailmesh.imap.plugins.modules import vault_pki_cert
-try:
-    vault_pki_cert.main()
-except SystemExit:
-    pass
-sys.stderr.write("LOADED=" + json.dumps(sorted(n for n in ("hvac", "requests") if n in sys.modules)))
-"""
+@pytest.fixture
+def run_in_fresh_python(run_in_fresh_python):
+    """(the module's result, which of hvac/requests it imported), in a fresh Python."""
 
+    def run(args, check_mode=False, path_prefix=None):
+        return run_in_fresh_python("vault_pki_cert", args, ("hvac", "requests"), check_mode, path_prefix)
 
-def run_in_fresh_python(args, check_mode=False, path_prefix=None):
-    """(the module's result, the names of hvac/requests it imported); path_prefix goes
-    first on the child's PATH (a fake systemctl)."""
-    # <collections>/ansible_collections/mailmesh/imap/plugins/modules/vault_pki_cert.py
-    collections = pathlib.Path(module.__file__).parents[5]
-    payload = {"ANSIBLE_MODULE_ARGS": dict(args, _ansible_remote_tmp="/tmp", _ansible_keep_remote_files=False,
-                                           _ansible_check_mode=check_mode)}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-    if path_prefix:
-        env["PATH"] = "%s:%s" % (path_prefix, env.get("PATH", "/usr/bin:/bin"))
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(collections), json.dumps(payload)],
-                          capture_output=True, text=True, timeout=120, env=env, check=False)
-    assert "LOADED=" in proc.stderr, proc.stdout + proc.stderr
-    return json.loads(proc.stdout), json.loads(proc.stderr.rsplit("LOADED=", 1)[1])
+    return run
 
 
 @pytest.fixture
@@ -187,7 +159,7 @@ def cert_args(url, tls_files, directory):
                 cert_path=str(directory / "cert.pem"), key_path=str(directory / "key.pem"))
 
 
-def test_rerun_with_a_valid_certificate_loads_neither_hvac_nor_requests(pki_vault, tls_files, tmp_path):
+def test_rerun_with_a_valid_certificate_loads_neither_hvac_nor_requests(pki_vault, tls_files, tmp_path, run_in_fresh_python):
     (tmp_path / "cert.pem").write_bytes(tls_files.host_cert_pem)
     (tmp_path / "key.pem").write_bytes(tls_files.host_key_pem)
     (tmp_path / "cert.pem").chmod(0o644)
@@ -202,14 +174,14 @@ def test_rerun_with_a_valid_certificate_loads_neither_hvac_nor_requests(pki_vaul
         "/v1/pki/cert/ca", "/v1/pki/cert/" + ":".join(serial[i:i + 2] for i in range(0, len(serial), 2))]
 
 
-def test_check_mode_loads_neither_hvac_nor_requests(pki_vault, tls_files, tmp_path):
+def test_check_mode_loads_neither_hvac_nor_requests(pki_vault, tls_files, tmp_path, run_in_fresh_python):
     result, loaded = run_in_fresh_python(cert_args(pki_vault.url, tls_files, tmp_path), check_mode=True)
     assert not result.get("failed") and result["changed"] and result["reasons"] == ["missing"], result
     assert loaded == []
     assert not os.path.exists(tmp_path / "key.pem")
 
 
-def test_issuing_loads_hvac(pki_vault, tls_files, tmp_path):
+def test_issuing_loads_hvac(pki_vault, tls_files, tmp_path, run_in_fresh_python):
     # The fake Vault has no sign endpoint: hvac's 404 shows it was hvac that asked.
     result, loaded = run_in_fresh_python(cert_args(pki_vault.url, tls_files, tmp_path))
     assert result["failed"] and loaded == ["hvac", "requests"], result
@@ -218,7 +190,7 @@ def test_issuing_loads_hvac(pki_vault, tls_files, tmp_path):
     assert not os.path.exists(tmp_path / "key.pem")
 
 
-def test_unreachable_vault_is_named_on_a_rerun(tls_files, tmp_path):
+def test_unreachable_vault_is_named_on_a_rerun(tls_files, tmp_path, run_in_fresh_python):
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         url = "https://127.0.0.1:%d" % sock.getsockname()[1]
@@ -230,7 +202,7 @@ def test_unreachable_vault_is_named_on_a_rerun(tls_files, tmp_path):
 
 # ---- prerequisites: the comparison that makes a re-run one module call -------------------
 
-def test_prerequisites_that_differ_leave_the_certificate_alone(pki_vault, tls_files, tmp_path):
+def test_prerequisites_that_differ_leave_the_certificate_alone(pki_vault, tls_files, tmp_path, run_in_fresh_python):
     """A missing directory and a file with another mode: both named, the certificate left
     alone (no key written, Vault not asked, no library loaded), changed=false."""
     agent = tmp_path / "agent.py"
@@ -249,7 +221,7 @@ def test_prerequisites_that_differ_leave_the_certificate_alone(pki_vault, tls_fi
     assert not (tmp_path / "tls").exists()
 
 
-def test_prerequisites_that_hold_keep_the_certificate_as_before(pki_vault, tls_files, tmp_path):
+def test_prerequisites_that_hold_keep_the_certificate_as_before(pki_vault, tls_files, tmp_path, run_in_fresh_python):
     (tmp_path / "cert.pem").write_bytes(tls_files.host_cert_pem)
     (tmp_path / "key.pem").write_bytes(tls_files.host_key_pem)
     (tmp_path / "cert.pem").chmod(0o644)
@@ -301,7 +273,7 @@ def _valid_certificate(directory, tls_files):
     (directory / "key.pem").chmod(0o600)
 
 
-def test_units_start_once_the_certificate_is_kept(pki_vault, tls_files, tmp_path, fake_systemctl):
+def test_units_start_once_the_certificate_is_kept(pki_vault, tls_files, tmp_path, fake_systemctl, run_in_fresh_python):
     _valid_certificate(tmp_path / "tls", tls_files)
     args = dict(cert_args(pki_vault.url, tls_files, tmp_path / "tls"), daemon_reload=True,
                 units=[{"name": "mailmesh-cert-renew.timer", "state": "started"}])
@@ -312,7 +284,7 @@ def test_units_start_once_the_certificate_is_kept(pki_vault, tls_files, tmp_path
     assert _systemctl_calls(fake_systemctl) == ["daemon-reload", "show", "enable", "start"]
 
 
-def test_units_wait_while_the_prerequisites_differ(pki_vault, tls_files, tmp_path, fake_systemctl):
+def test_units_wait_while_the_prerequisites_differ(pki_vault, tls_files, tmp_path, fake_systemctl, run_in_fresh_python):
     """The certificate left alone (a missing directory): the timer is not touched."""
     args = dict(cert_args(pki_vault.url, tls_files, tmp_path / "tls"), daemon_reload=True,
                 units=[{"name": "mailmesh-cert-renew.timer", "state": "started"}],
@@ -323,7 +295,7 @@ def test_units_wait_while_the_prerequisites_differ(pki_vault, tls_files, tmp_pat
     assert _systemctl_calls(fake_systemctl) == [] and pki_vault.requests == []
 
 
-def test_a_unit_listed_twice_fails_before_anything(pki_vault, tls_files, tmp_path, fake_systemctl):
+def test_a_unit_listed_twice_fails_before_anything(pki_vault, tls_files, tmp_path, fake_systemctl, run_in_fresh_python):
     args = dict(cert_args(pki_vault.url, tls_files, tmp_path), units=[
         {"name": "mailmesh-cert-renew.timer"}, {"name": "mailmesh-cert-renew.timer", "state": "started"}])
     result, _loaded = run_in_fresh_python(args, path_prefix=str(fake_systemctl))
