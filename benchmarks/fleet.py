@@ -60,6 +60,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import resource
 import secrets
 import shlex
 import subprocess
@@ -380,17 +381,58 @@ def parse_memory_stat(text: str) -> dict[str, int]:
     return {key: int(value) for key, value in (line.split() for line in text.splitlines() if line.strip())}
 
 
-def container_memory() -> dict[str, dict]:
-    """Each fleet container's memory (cgroup_memory)."""
+def fleet_containers() -> list[tuple[str, str]]:
+    """(full ID, name) of each running fleet container."""
     proc = bench.sh(["docker", "ps", "--filter", f"label={LABEL}=true", "--format", "{{.ID}} {{.Names}}",
                      "--no-trunc"], 60, check=True)
+    return [tuple(line.split()) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def container_memory() -> dict[str, dict]:
+    """Each fleet container's memory (cgroup_memory)."""
     result = {}
-    for line in proc.stdout.splitlines():
-        cid, name = line.split()
+    for cid, name in fleet_containers():
         memory = cgroup_memory(cid)
         if memory is not None:
             result[name] = memory
     return result
+
+
+def cgroup_cpu_s(container_id: str) -> float | None:
+    """The CPU time a container's processes used since it started, in seconds: cgroup
+    v2's ``cpu.stat`` ``usage_usec`` or v1's ``cpuacct.usage`` (ns); None when neither
+    is there."""
+    for path, key, scale in (
+            (f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat", "usage_usec", 1e-6),
+            (f"/sys/fs/cgroup/docker/{container_id}/cpu.stat", "usage_usec", 1e-6),
+            (f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage", None, 1e-9)):
+        try:
+            text = pathlib.Path(path).read_text()
+        except OSError:
+            continue
+        value = parse_memory_stat(text)[key] if key else int(text.strip())
+        return value * scale
+    return None
+
+
+def container_cpu() -> dict[str, float]:
+    """Each fleet container's CPU time so far (cgroup_cpu_s)."""
+    return {name: cpu for cid, name in fleet_containers() if (cpu := cgroup_cpu_s(cid)) is not None}
+
+
+CPU_ROLES = (("devices", "edge"), ("vault", "vault"), ("gateways", "gw"), ("stores", "store"))
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float], children_before, children_after) -> dict:
+    """Where a run's CPU went, in seconds: the controller (ansible-playbook and the
+    processes it waited for; not the SSH ControlPersist masters, which it does not wait
+    for), the devices' containers together, and each tier of the core."""
+    used = {"controller_s": round(children_after.ru_utime + children_after.ru_stime
+                                  - children_before.ru_utime - children_before.ru_stime, 2)}
+    for role, marker in CPU_ROLES:
+        used[f"{role}_s"] = round(sum(after[name] - before.get(name, 0.0) for name in after
+                                      if name.removeprefix(PREFIX).startswith(marker)), 2)
+    return used
 
 
 def mean_mib(memory: dict[str, dict], key: str, devices: bool) -> float | None:
@@ -461,12 +503,15 @@ def measure_size(devices: int, key: pathlib.Path, args: argparse.Namespace, resu
         ping = bench.timed(["ansible", "all", "-i", str(inventories[conn]), "-m", "ansible.builtin.ping"],
                            args.timeout, env)
         ping.pop("stdout")
+        cpu_before, children_before = container_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
         rerun = playbook(["ansible-playbook", "-i", str(inventories[conn]), "playbooks/site.yml"], env, args.timeout)
+        rerun["cpu"] = cpu_used(cpu_before, container_cpu(), children_before,
+                                resource.getrusage(resource.RUSAGE_CHILDREN))
         result["runs"].append({"strategy": strategy, "connection": conn, "ping_s": ping["wall_s"],
                                "ping_rc": ping["rc"], "site": rerun})
         save()
         log(f"N={devices}: {strategy}/{conn}: ping {ping['wall_s']} s, re-run {rerun['wall_s']} s, "
-            f"changed={rerun['changed_total']}, vault tier {rerun.get('vault_tier_s')} s")
+            f"changed={rerun['changed_total']}, vault tier {rerun.get('vault_tier_s')} s, CPU {rerun['cpu']}")
     memory = container_memory()
     result["memory"] = {
         "containers": memory,
@@ -646,6 +691,9 @@ def summarise(sizes: list[dict]) -> dict:
                 series.setdefault(f"idempotent site.yml, {label} (s)", []).append((n, run["site"]["wall_s"]))
                 series.setdefault(f"Vault tier in the re-run, {label} (s)", []).append(
                     (n, run["site"].get("vault_tier_s") or 0.0))
+                for key, value in (run["site"].get("cpu") or {}).items():
+                    series.setdefault(f"CPU of the re-run, {key.removesuffix('_s')}, {label} (s)", []).append(
+                        (n, value))
             if run["ping_rc"] == 0:
                 series.setdefault(f"ansible -m ping, {label} (s)", []).append((n, run["ping_s"]))
     out = {name: {"points": points, **marginal(points)} for name, points in series.items()}

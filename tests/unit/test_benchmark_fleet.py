@@ -33,7 +33,8 @@ def _size(devices, first, runs):
     return {"devices": devices, "first_converge": {"rc": 0, "wall_s": first, "strategy": "mitogen_linear",
                                                    "connection": "docker"},
             "runs": [{"strategy": s, "connection": c, "ping_s": p, "ping_rc": 0,
-                      "site": {"rc": 0, "wall_s": w, "vault_tier_s": v}} for s, c, p, w, v in runs]}
+                      "site": {"rc": 0, "wall_s": w, "vault_tier_s": v, "cpu": {"devices_s": devices / 2}}}
+                     for s, c, p, w, v in runs]}
 
 
 def test_summary_series_and_first_converge_of_the_added_devices():
@@ -43,6 +44,7 @@ def test_summary_series_and_first_converge_of_the_added_devices():
     assert summary["idempotent site.yml, linear/ssh (s)"]["slope_s_per_device"] == 1.0
     assert summary["Vault tier in the re-run, mitogen_linear/docker (s)"]["steps"][0]["s_per_device"] == 0.05
     assert summary["ansible -m ping, linear/ssh (s)"]["points"] == [(2, 3.0), (12, 5.0)]
+    assert summary["CPU of the re-run, devices, linear/ssh (s)"]["points"] == [(2, 1.0), (12, 6.0)]
     # the first size's converge includes the core's: not a point of the series
     assert summary["first converge of the added devices (s)"]["points"] == [(12, 80.0)]
     # (80 s for 10 new devices on top of the 20 s the same run costs when nothing is new)
@@ -186,3 +188,31 @@ def test_memory_stat_and_means():
     assert fleet.mean_mib(memory, "anon", True) == 2.0
     assert fleet.mean_mib(memory, "current", False) == 9.0
     assert fleet.mean_mib({}, "anon", True) is None
+
+
+def test_cpu_used_splits_the_run_by_tier():
+    class Usage:
+        def __init__(self, user, system):
+            self.ru_utime, self.ru_stime = user, system
+
+    before = {"fx-edge001": 10.0, "fx-edge002": 20.0, "fx-vault1": 5.0, "fx-gw1": 1.0, "fx-store1": 2.0}
+    # fx-edge003 started during the run: all its CPU counts.
+    after = {"fx-edge001": 10.5, "fx-edge002": 20.75, "fx-edge003": 1.0, "fx-vault1": 6.25, "fx-gw1": 1.5,
+             "fx-store1": 2.0}
+    assert fleet.cpu_used(before, after, Usage(3.0, 1.0), Usage(10.5, 2.0)) == {
+        "controller_s": 8.5, "devices_s": 2.25, "vault_s": 1.25, "gateways_s": 0.5, "stores_s": 0.0}
+
+
+def test_cgroup_cpu_reads_v1_and_v2(tmp_path, monkeypatch):
+    files = {"/sys/fs/cgroup/system.slice/docker-a.scope/cpu.stat": "usage_usec 2500000\nuser_usec 2000000\n",
+             "/sys/fs/cgroup/cpuacct/docker/b/cpuacct.usage": "1500000000\n"}
+
+    def read_text(path, *args, **kwargs):
+        if str(path) in files:
+            return files[str(path)]
+        raise FileNotFoundError(str(path))
+
+    monkeypatch.setattr(pathlib.Path, "read_text", read_text)
+    assert fleet.cgroup_cpu_s("a") == 2.5
+    assert fleet.cgroup_cpu_s("b") == 1.5
+    assert fleet.cgroup_cpu_s("c") is None
