@@ -358,17 +358,23 @@ def addresses() -> dict[str, str]:
     return {name.lstrip("/"): ip for name, ip in (line.split() for line in out.splitlines() if line.strip())}
 
 
+def cgroup_directories(container_id: str, v1_controller: str) -> tuple[tuple[pathlib.Path, bool], ...]:
+    """Where a container's cgroup can be, each with True for cgroup v2: v2 under
+    systemd's or Docker's own driver, then v1's hierarchy of ``v1_controller``."""
+    return ((pathlib.Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope"), True),
+            (pathlib.Path(f"/sys/fs/cgroup/docker/{container_id}"), True),
+            (pathlib.Path(f"/sys/fs/cgroup/{v1_controller}/docker/{container_id}"), False))
+
+
 def cgroup_memory(container_id: str) -> dict[str, int] | None:
     """A container's memory from its cgroup, in bytes: ``current`` (everything charged
     to it, the page cache of the files it wrote included: the Envoy binary, apt's lists),
     ``anon`` (its processes' private memory) and ``file`` (its page cache). cgroup v2
     (``memory.current``, ``anon``, ``file``) or v1 (``memory.usage_in_bytes``, ``rss``,
     ``cache``); None when neither is there."""
-    for directory, current, anon, file in (
-            (f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope", "memory.current", "anon", "file"),
-            (f"/sys/fs/cgroup/docker/{container_id}", "memory.current", "anon", "file"),
-            (f"/sys/fs/cgroup/memory/docker/{container_id}", "memory.usage_in_bytes", "total_rss", "total_cache")):
-        path = pathlib.Path(directory)
+    for path, v2 in cgroup_directories(container_id, "memory"):
+        current, anon, file = ("memory.current", "anon", "file") if v2 else \
+            ("memory.usage_in_bytes", "total_rss", "total_cache")
         if (path / current).exists():
             stat = parse_memory_stat((path / "memory.stat").read_text())
             return {"current": int((path / current).read_text()), "anon": stat.get(anon, 0),
@@ -402,16 +408,12 @@ def cgroup_cpu_s(container_id: str) -> float | None:
     """The CPU time a container's processes used since it started, in seconds: cgroup
     v2's ``cpu.stat`` ``usage_usec`` or v1's ``cpuacct.usage`` (ns); None when neither
     is there."""
-    for path, key, scale in (
-            (f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat", "usage_usec", 1e-6),
-            (f"/sys/fs/cgroup/docker/{container_id}/cpu.stat", "usage_usec", 1e-6),
-            (f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage", None, 1e-9)):
+    for path, v2 in cgroup_directories(container_id, "cpuacct"):
         try:
-            text = pathlib.Path(path).read_text()
+            text = (path / ("cpu.stat" if v2 else "cpuacct.usage")).read_text()
         except OSError:
             continue
-        value = parse_memory_stat(text)[key] if key else int(text.strip())
-        return value * scale
+        return parse_memory_stat(text)["usage_usec"] * 1e-6 if v2 else int(text.strip()) * 1e-9
     return None
 
 

@@ -124,7 +124,7 @@ def test_without_approle_file_nothing_is_filled():
     assert fake.params["url"] == "https://v:8200" and fake.params["auth_method"] == "token"
 
 
-def test_approle_file_and_the_options_it_gives_exclude_each_other(tmp_path, run_module, run_in_fresh_python):
+def test_approle_file_and_the_options_it_gives_exclude_each_other(tmp_path, run_module):
     paths = {"common_name": "gw1", "cert_path": str(tmp_path / "c.pem"), "key_path": str(tmp_path / "k.pem")}
     result = run_module(module, dict(paths, approle_file=str(tmp_path / "a.json"), url="https://v:8200"))
     assert result["failed"] and "mutually exclusive" in result["msg"] and "approle_file" in result["msg"]
