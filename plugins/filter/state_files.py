@@ -15,6 +15,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import compare, mode_problem
+from ansible_collections.mailmesh.imap.plugins.plugin_utils._host_look import LookError, look_script, parse_look
 from ansible_collections.mailmesh.imap.plugins.plugin_utils._role_vars import text_sha256
 
 
@@ -87,9 +88,37 @@ def host_state_differences(observed, files=(), packages=(), groups=(), users=(),
                    services=list(services))
 
 
+def host_state_script(files, read=()):
+    """The POSIX shell script that looks at ``files`` (host_state's files entries) and
+    reads ``read`` as host_state does, for ansible.builtin.raw; host_state_look reads
+    its output."""
+    specs = []
+    for number, entry in enumerate(files):
+        if not isinstance(entry, Mapping) or "path" not in entry:
+            raise AnsibleFilterError("host_state_script: files entry %d has no path: %r" % (number, entry))
+        specs.append({"path": entry["path"], "sha256": bool(entry.get("sha256")),
+                      "entries": entry.get("entries") is not None})
+    try:
+        return look_script(specs, [str(path) for path in read])
+    except ValueError as exc:
+        raise AnsibleFilterError("host_state_script: %s" % exc)
+
+
+def host_state_look(output, files=()):
+    """host_state's answer (``differences`` of ``files``, ``contents`` of the paths read)
+    from the output of host_state_script's script."""
+    try:
+        seen = parse_look(output)
+    except LookError as exc:
+        raise AnsibleFilterError("host_state_look: %s" % exc)
+    observed = {"files": seen["files"], "packages": [], "groups": {}, "users": {}, "services": {}}
+    return {"differences": host_state_differences(observed, files=files), "contents": seen["contents"]}
+
+
 class FilterModule(object):
     """mailmesh.imap host state filters."""
 
     def filters(self):
         return {"host_state_files": host_state_files, "host_state_observe": host_state_observe,
-                "host_state_differences": host_state_differences}
+                "host_state_differences": host_state_differences, "host_state_script": host_state_script,
+                "host_state_look": host_state_look}

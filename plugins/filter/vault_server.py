@@ -18,6 +18,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.mailmesh.imap.plugins.filter.vault import vault_cert_policy
+from ansible_collections.mailmesh.imap.plugins.plugin_utils._host_look import LookError, parse_look
 from ansible_collections.mailmesh.imap.plugins.plugin_utils._role_vars import jinja_int, jinja_text, sentences
 
 
@@ -205,14 +206,17 @@ def vault_host_approle_specs(hosts, hostvars, mount, pki_groups, nodes):
 def vault_current_secret_ids(hosts, hostvars, register, path=None):
     """``[{name, current_secret_id}]`` for vault_host_approles: the secret ID in each
     host's AppRole file as ``register`` read it: an ansible.builtin.slurp result, or
-    with ``path`` a mailmesh.imap.host_state result whose ``read`` held that path. No
+    with ``path`` a mailmesh.imap.host_state result whose ``read`` held that path, or an
+    ansible.builtin.raw result of the host_state_script filter's script that read it. No
     ``current_secret_id`` for a host without a readable file (a new one is made)."""
     entries = []
     for host in hosts:
         try:
             result = hostvars[host].get(register) or {}
+            if path and "contents" not in result and "stdout" in result:
+                result = parse_look(result["stdout"])
             content = (result.get("contents") or {}).get(path) if path else result.get("content")
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, LookError) as exc:
             raise AnsibleFilterError("vault_current_secret_ids: %s %s" % (type(exc).__name__, exc))
         entry = {"name": host}
         # No file, or a corrupt one: no current secret ID, a new one is made.

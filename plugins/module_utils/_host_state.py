@@ -115,13 +115,14 @@ def read_files(paths):
     contents = {}
     for path in paths:
         try:
+            # Not open() first: opening a FIFO waits for a writer.
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                raise ValueError("%s is not a regular file" % path)
             handle = open(path, "rb")
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 contents[path] = None
                 continue
-            if exc.errno == errno.EISDIR:
-                raise ValueError("%s is not a regular file" % path)
             raise
         with handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):

@@ -140,3 +140,50 @@ def test_differences_from_what_was_observed():
 def test_differences_refuse_what_they_cannot_compare(observed, options, message):
     with pytest.raises(AnsibleFilterError, match=message):
         plugin.host_state_differences(observed, **options)
+
+
+# host_state_script and host_state_look: host_state's answer from a shell script's look
+
+
+def test_the_scripts_look_answers_as_host_state(tmp_path):
+    import base64
+    import subprocess
+
+    (tmp_path / "vault").mkdir(mode=0o700)
+    (tmp_path / "vault" / "ca.pem").write_text("CA\n")
+    (tmp_path / "vault" / "ca.pem").chmod(0o644)
+    kept = [
+        {"path": str(tmp_path / "vault"), "state": "directory", "owner": "root", "group": "root", "mode": "0755"},
+        {"path": str(tmp_path / "vault" / "ca.pem"), "text": "CA\n", "owner": "root", "group": "root", "mode": "0644"},
+        {"path": str(tmp_path / "vault" / "approle.json"), "owner": "root", "group": "root", "mode": "0600"},
+    ]
+    files = plugin.host_state_files(kept)
+    approle = str(tmp_path / "vault" / "approle.json")
+
+    def look():
+        script = plugin.host_state_script(files, read=[approle])
+        return plugin.host_state_look(subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True,
+                                                     check=True).stdout, files=files)
+
+    first = look()
+    assert first == {"differences": ["%s: mode is 0700, not 0755" % (tmp_path / "vault"), "%s: missing" % approle],
+                     "contents": {approle: None}}
+    (tmp_path / "vault").chmod(0o755)
+    (tmp_path / "vault" / "approle.json").write_text('{"secret_id": "s"}')
+    (tmp_path / "vault" / "approle.json").chmod(0o600)
+    (tmp_path / "vault" / "ca.pem").write_text("another CA\n")
+    second = look()
+    assert second["differences"] == ["%s: content differs" % (tmp_path / "vault" / "ca.pem")]
+    assert base64.b64decode(second["contents"][approle]) == b'{"secret_id": "s"}'
+
+
+def test_the_script_and_its_reading_name_what_is_wrong():
+    with pytest.raises(AnsibleFilterError, match="host_state_script: files entry 0 has no path"):
+        plugin.host_state_script([{"mode": "0644"}])
+    with pytest.raises(AnsibleFilterError, match="host_state_script: /srv: a directory's entries are not looked at"):
+        plugin.host_state_script([{"path": "/srv", "state": "directory", "entries": []}])
+    with pytest.raises(AnsibleFilterError, match="host_state_look: the look's output is not the script's"):
+        plugin.host_state_look("Last login: yesterday\n")
+    filters = plugin.FilterModule().filters()
+    assert filters["host_state_script"] is plugin.host_state_script
+    assert filters["host_state_look"] is plugin.host_state_look

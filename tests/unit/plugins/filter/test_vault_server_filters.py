@@ -245,3 +245,24 @@ def test_new_filters_are_registered():
     filters = plugin.FilterModule().filters()
     assert filters["vault_host_approle_specs"] is plugin.vault_host_approle_specs
     assert filters["vault_current_secret_ids"] is plugin.vault_current_secret_ids
+
+
+def test_current_secret_ids_from_each_hosts_raw_look(tmp_path):
+    import subprocess
+
+    from ansible_collections.mailmesh.imap.plugins.plugin_utils._host_look import look_script
+
+    def look(path):
+        return {"stdout": subprocess.run(["/bin/sh", "-c", look_script([], [str(path)])], capture_output=True,
+                                         text=True, check=True).stdout, "rc": 0}
+
+    approle = tmp_path / "approle.json"
+    approle.write_text('{"secret_id": "s-a"}')
+    hostvars = {"a": {"look": look(approle)}, "b": {"look": look(tmp_path / "missing")}}
+    # the path the filter is given is the one the script read
+    hostvars["b"]["look"]["stdout"] = hostvars["b"]["look"]["stdout"].replace(
+        look(tmp_path / "missing")["stdout"].split()[1], look(approle)["stdout"].split()[1])
+    assert plugin.vault_current_secret_ids(["a", "b"], hostvars, "look", str(approle)) == [
+        {"name": "a", "current_secret_id": "s-a"}, {"name": "b"}]
+    with pytest.raises(AnsibleFilterError, match="vault_current_secret_ids: LookError"):
+        plugin.vault_current_secret_ids(["c"], {"c": {"look": {"stdout": "garbage"}}}, "look", str(approle))
