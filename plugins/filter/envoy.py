@@ -30,7 +30,12 @@ def _plain(value):
     return value
 
 
-def envoy_bootstrap(spec):
+def envoy_bootstrap(spec, problems=()):
+    # What the caller found wrong in its input first: the role's checks of the profile,
+    # the tiers and the install method (one message, before anything is built).
+    problems = [str(problem) for problem in _plain(problems or [])]
+    if problems:
+        raise AnsibleFilterError("envoy_bootstrap: %s" % " ".join(problems))
     try:
         return build_bootstrap(_plain(spec))
     except SpecError as exc:

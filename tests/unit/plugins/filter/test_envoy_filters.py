@@ -130,3 +130,11 @@ def test_filters_through_the_templar():
     with pytest.raises(Exception) as err:  # Ansible wraps the filter's error
         render("{{ bad | mailmesh.imap.envoy_bootstrap }}")
     assert "envoy_stats_port must be a port number" in str(err.value)
+
+
+def test_bootstrap_fails_first_with_the_callers_problems():
+    with pytest.raises(AnsibleFilterError, match=r"^envoy_bootstrap: pi1 is in two tiers\. binary needs a sha256\.$"):
+        # the spec is not looked at: the problems come first
+        plugin.envoy_bootstrap({}, problems=["pi1 is in two tiers.", "binary needs a sha256."])
+    with pytest.raises(AnsibleFilterError, match=r"^envoy_bootstrap: "):
+        plugin.envoy_bootstrap({}, problems=[])
