@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import compare, mode_problem
+from ansible_collections.mailmesh.imap.plugins.module_utils._host_state import compare, looks_at, mode_problem
 from ansible_collections.mailmesh.imap.plugins.plugin_utils._host_look import LookError, look_script, parse_look
 from ansible_collections.mailmesh.imap.plugins.plugin_utils._role_vars import text_sha256
 
@@ -92,14 +92,11 @@ def host_state_script(files, read=()):
     """The POSIX shell script that looks at ``files`` (host_state's files entries) and
     reads ``read`` as host_state does, for ansible.builtin.raw; host_state_look reads
     its output."""
-    specs = []
     for number, entry in enumerate(files):
         if not isinstance(entry, Mapping) or "path" not in entry:
             raise AnsibleFilterError("host_state_script: files entry %d has no path: %r" % (number, entry))
-        specs.append({"path": entry["path"], "sha256": bool(entry.get("sha256")),
-                      "entries": entry.get("entries") is not None})
     try:
-        return look_script(specs, [str(path) for path in read])
+        return look_script(looks_at(files), [str(path) for path in read])
     except ValueError as exc:
         raise AnsibleFilterError("host_state_script: %s" % exc)
 

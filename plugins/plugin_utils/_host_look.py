@@ -63,9 +63,9 @@ def _quoted(path):
 
 
 def look_script(files=(), read=()):
-    """The script that looks at ``files`` (host_state's files entries, or envoy_platform's
-    observe.files entries: path, and sha256 where a file's content is compared) and
-    reads ``read`` (paths). A directory's entries are not looked at (ValueError)."""
+    """The script that looks at ``files`` (what _host_state.looks_at() gives: each path,
+    with sha256 where a file's content is compared and entries where a directory's are)
+    and reads ``read`` (paths). A directory's entries are not looked at (ValueError)."""
     lines = [_FUNCTIONS.replace("%(limit)d", str(_READ_LIMIT))]
     for entry in files:
         if entry.get("entries"):
@@ -90,10 +90,14 @@ def _seen(value):
     if len(fields) != 7:
         raise LookError("the look's output is not the script's: %r" % value)
     kind, owner, uid, group, gid, mode, extra = fields
+    try:
+        mode = "%04o" % int(mode, 8)
+    except ValueError:
+        raise LookError("the look's output is not the script's: %r is not a mode" % mode)
     seen = {"kind": _KINDS.get(kind, "other"),
             "owner": uid if owner == "UNKNOWN" else owner,
             "group": gid if group == "UNKNOWN" else group,
-            "mode": "%04o" % int(mode, 8)}
+            "mode": mode}
     if seen["kind"] == "link":
         seen["target"] = to_text(_unb64(extra, "a link's target"), errors="surrogate_or_strict")
     elif seen["kind"] == "file" and extra:

@@ -258,10 +258,9 @@ def test_current_secret_ids_from_each_hosts_raw_look(tmp_path):
 
     approle = tmp_path / "approle.json"
     approle.write_text('{"secret_id": "s-a"}')
-    hostvars = {"a": {"look": look(approle)}, "b": {"look": look(tmp_path / "missing")}}
-    # the path the filter is given is the one the script read
-    hostvars["b"]["look"]["stdout"] = hostvars["b"]["look"]["stdout"].replace(
-        look(tmp_path / "missing")["stdout"].split()[1], look(approle)["stdout"].split()[1])
+    hostvars = {"a": {"look": look(approle)}}
+    approle.unlink()    # host b has no AppRole file yet
+    hostvars["b"] = {"look": look(approle)}
     assert plugin.vault_current_secret_ids(["a", "b"], hostvars, "look", str(approle)) == [
         {"name": "a", "current_secret_id": "s-a"}, {"name": "b"}]
     with pytest.raises(AnsibleFilterError, match="vault_current_secret_ids: LookError"):

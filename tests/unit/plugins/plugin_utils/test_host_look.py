@@ -22,7 +22,8 @@ def tree(tmp_path):
     (tmp_path / "file").write_text("secret\n")
     (tmp_path / "file").chmod(0o600)
     (tmp_path / "empty").write_text("")
-    os.chown(tmp_path / "empty", 54321, 54322) if os.geteuid() == 0 else None
+    if os.geteuid() == 0:
+        os.chown(tmp_path / "empty", 54321, 54322)
     (tmp_path / "link").symlink_to("file")
     (tmp_path / "dangling").symlink_to("nowhere")
     os.mkfifo(tmp_path / "fifo")
@@ -70,7 +71,7 @@ def test_a_directorys_entries_are_not_looked_at():
 
 
 @pytest.mark.parametrize("output", ["hello", "F !!! -", "F L3Nydg== directory|root", "X L3Nydg== -",
-                                    "R L3Nydg== =not base64"])
+                                    "R L3Nydg== =not base64", "F L3Nydg== directory|root|0|root|0|rwx|"])
 def test_output_that_is_not_the_scripts_is_refused(output):
     with pytest.raises(LookError, match="not the script's"):
         parse_look(output)
