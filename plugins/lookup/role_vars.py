@@ -34,6 +34,11 @@ description:
   - One difference from an include - a variable the play sets with
     C(ansible.builtin.set_fact) or C(ansible.builtin.include_vars) does not win over
     O(with_vars) here, as it would over an include's C(vars).
+  - Each variable of the role's two files is templated once per call, however often
+    other variables refer to it (an include templates it at each reference; the value is
+    the same unless the template gives a different value each time, such as
+    C(random)). Where ansible-core's lazy containers cannot be used so, each reference
+    templates it again, with the same result.
 options:
   _terms:
     description: Names of variables.
@@ -75,8 +80,30 @@ from ansible.plugins.lookup import LookupBase
 from ansible.template import trust_as_template
 from ansible.utils.vars import load_extra_vars
 
+try:  # ansible-core's lazy containers, for _rendered_once(); none: the plain layers
+    from ansible._internal._templating._engine import TemplateOptions
+    from ansible._internal._templating._lazy_containers import _AnsibleLazyTemplateMixin
+    from ansible._internal._templating._utils import TemplateContext
+except ImportError:  # pragma: no cover - another ansible-core
+    _AnsibleLazyTemplateMixin = None
+
 _ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _rendered_once(templar, layer):
+    """``layer`` (a role file's variables) as ansible-core's lazy dict, bound to
+    ``templar``: it keeps each value once templated, for the rest of the call. A plain
+    dict layer is wrapped anew for every template that reads it, so that each reference
+    to a variable (vault_cert's certificate directory: eleven) templates and compiles it
+    again. The plain layer where these internals are not there or not as expected."""
+    if _AnsibleLazyTemplateMixin is None or not layer:
+        return layer
+    try:
+        with TemplateContext(template_value=None, templar=templar._engine, options=TemplateOptions.DEFAULT):
+            return _AnsibleLazyTemplateMixin._try_create(layer)
+    except (AttributeError, TypeError):  # pragma: no cover - another ansible-core
+        return layer
 
 
 class LookupModule(LookupBase):
@@ -100,15 +127,16 @@ class LookupModule(LookupBase):
         variables = variables or {}
         # Extra vars (-e) win over everything, the include's vars among them.
         extra = {name: variables[name] for name in load_extra_vars(self._loader) if name in variables}
-        layers = collections.ChainMap(
+        layers = collections.ChainMap()
+        templar = self._templar.copy_with_new_env(available_variables=layers)
+        layers.maps[:] = [
             extra,
             dict(self.get_option("with_vars") or {}),
             {"role_path": role_dir, "ansible_search_path": [role_dir]},
-            self._role_file(role_dir, "vars"),
+            _rendered_once(templar, self._role_file(role_dir, "vars")),
             variables,
-            self._role_file(role_dir, "defaults"),
-        )
-        templar = self._templar.copy_with_new_env(available_variables=layers)
+            _rendered_once(templar, self._role_file(role_dir, "defaults")),
+        ]
         values = []
         for term in terms:
             if not _NAME.match(str(term)):

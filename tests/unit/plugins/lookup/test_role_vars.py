@@ -112,3 +112,41 @@ def test_extra_vars_win_over_the_includes_vars(monkeypatch):
     finally:
         monkeypatch.setattr(load_extra_vars, "extra_vars", None, raising=False)
     assert force == "true" and ttl == "24h"
+
+
+def _a_role(tmp_path, monkeypatch):
+    """A role of its own in place of the collection's: a variable that two others
+    refer to, whose template gives a new value each time it runs."""
+    role = tmp_path / "roles" / "counted"
+    (role / "defaults").mkdir(parents=True)
+    (role / "vars").mkdir()
+    (role / "defaults" / "main.yml").write_text("counted_seed: \"{{ 999999999999 | random }}\"\n")
+    (role / "vars" / "main.yml").write_text(
+        "__counted_first: \"{{ counted_seed }}\"\n__counted_second: \"{{ counted_seed }}\"\n"
+        "__counted_both: \"{{ [__counted_first, __counted_second, counted_seed] }}\"\n")
+    monkeypatch.setattr(role_vars_plugin(), "_ROLES_DIR", str(tmp_path / "roles"))
+
+
+def role_vars_plugin():
+    import importlib
+
+    return importlib.import_module(type(lookup_loader.get("mailmesh.imap.role_vars")).__module__)
+
+
+def test_a_role_variable_is_templated_once_per_call(tmp_path, monkeypatch):
+    """Each reference to a variable of the role's files gets the value templated the
+    first time (vault_cert's certificate directory is referred to eleven times by the
+    variables the envoy role reads): all three references, through two other variables,
+    give the same number."""
+    _a_role(tmp_path, monkeypatch)
+    both, = _lookup({}, "__counted_both", role="counted")
+    assert len(set(both)) == 1
+
+
+def test_without_the_lazy_containers_each_reference_templates_again(tmp_path, monkeypatch):
+    """Where ansible-core's internals are not as expected, the plain layers: the same
+    variables, each reference templated again."""
+    _a_role(tmp_path, monkeypatch)
+    monkeypatch.setattr(role_vars_plugin(), "_AnsibleLazyTemplateMixin", None)
+    both, = _lookup({}, "__counted_both", role="counted")
+    assert len(set(both)) == 3
