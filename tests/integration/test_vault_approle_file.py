@@ -48,11 +48,12 @@ def _write_file_tasks(bao, mount, tmp_path, **client):
         "ansible_connection": "local",
         "ansible_python_interpreter": sys.executable,
         "__vault_server_approle_for": {
-            "vault_host": "localhost", "hosts": ["localhost"], "api_url": bao.url, "token": bao.root_token, "url": bao.url,
+            "vault_host": "localhost", "hosts": ["localhost"], "api_url": bao.url, "url": bao.url,
             "urls": [bao.url], "ca_file": bao.ca_cert, "approle_file": str(approle_file),
             "approle_mount": mount, "pki_int_mount": "pki_int", "pki_groups": ["gateways"],
             **client,
         },
+        "__vault_server_approle_token": bao.root_token,
     }
     (tmp_path / "extra.json").write_text(json.dumps(extra), encoding="utf-8")
     proc = subprocess.run(
