@@ -61,15 +61,26 @@ FAILURE_LINES = 500
 # read without both.
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 FRAME = "│┌└ "
+# pytest -v: a test's node id where it starts, its verdict alone on a later line.
+NODE_ID = re.compile(r"^(\S+\.py::\S+)")
+VERDICT_ALONE = re.compile(r"^(FAILED|ERROR)\s+\[\s*\d+%\]$")
 
 
 def failure_lines(lines: list[str]) -> list[str]:
     """The lines that name what failed: the verifier's FAILED/ERROR test ids, the step
     molecule reports as failed, Ansible's failed tasks and recaps, the tasks an
     idempotence step found changed."""
-    found = []
+    found, test_id = [], None
     for line in lines:
         text = ANSI.sub("", line).lstrip(FRAME).rstrip()
+        started = NODE_ID.match(text)
+        if started:
+            test_id = started.group(1)
+        # pytest -v ends a test that printed on a line of its own ("FAILED [ 52%]"),
+        # away from the line that named it: the name is put back.
+        verdict = VERDICT_ALONE.match(text)
+        if verdict and test_id:
+            text = "%s %s" % (verdict.group(1), test_id)
         if text.startswith(("FAILED ", "ERROR ", "fatal: ", "Idempotence test failed", "* [")) \
                 or re.search(r"➜ \S+: Executed: Failed", text) or re.search(r"\bfailed=[1-9]", text):
             if not text.startswith("FAILED - RETRYING"):
@@ -81,6 +92,11 @@ def test_failure_lines_read_through_molecules_colours_and_frames():
     # A background scenario's failure names its test or task in the one-line summary
     # only if these are found in molecule's framed, coloured output.
     lines = [
+        "  \x1b[2m│\x1b[0m tests/test_e2e.py::test_scan[gw1] {",
+        "  \x1b[2m│\x1b[0m  \"gateway IMAPS e2e-gw1\": {}",
+        "  \x1b[2m│\x1b[0m }",
+        "  \x1b[2m│\x1b[0m FAILED [ 52%]",
+        "  \x1b[2m│\x1b[0m tests/test_e2e.py::test_next PASSED [ 54%]",
         "  \x1b[2m│\x1b[0m FAILED tests/test_renewal.py::test_soak - assert 1 == 0",
         "  \x1b[2m│\x1b[0m FAILED - RETRYING: [localhost]: Wait for instance(s) deletion (3 retries left).",
         "  \x1b[2m│\x1b[0m ======================= 1 failed, 41 passed in 1183.66s",
@@ -91,6 +107,7 @@ def test_failure_lines_read_through_molecules_colours_and_frames():
         "\x1b[36mERROR   \x1b[0m \x1b[32me2e\x1b[0m ➜ \x1b[33midempotence\x1b[0m: \x1b[31mExecuted: Failed\x1b[0m",
     ]
     assert failure_lines(lines) == [
+        "FAILED tests/test_e2e.py::test_scan[gw1]",
         "FAILED tests/test_renewal.py::test_soak - assert 1 == 0",
         "e2e-gw1 : ok=3 changed=0 unreachable=0 failed=1",
         "ERROR    Idempotence test failed because of the following tasks:",
