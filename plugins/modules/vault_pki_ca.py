@@ -132,107 +132,12 @@ crl_distribution_points:
   sample: [https://vault1:8200/v1/pki_int/crl]
 """
 
-import base64
-import re
-
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault import VaultModule
-from ansible_collections.mailmesh.imap.plugins.module_utils._vault_api import (
-    api_read,
-    api_write,
-    duration_seconds,
+from ansible_collections.mailmesh.imap.plugins.module_utils._vault_api import duration_seconds
+from ansible_collections.mailmesh.imap.plugins.module_utils._vault_pki_ca import (
+    CA_OPTIONS,
+    ensure_ca,
 )
-
-try:
-    import hvac.exceptions
-except ImportError:  # VaultModule fails with missing_required_lib
-    pass
-
-
-def pem_serial_number(pem):
-    """Serial number of the first certificate in ``pem`` as ``aa:bb:..`` (Vault's format)."""
-    match = re.search(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", pem or "", re.S)
-    if not match:
-        return None
-    der = base64.b64decode("".join(match.group(1).split()))
-
-    def header(pos):
-        tag = der[pos]
-        length = der[pos + 1]
-        pos += 2
-        if length & 0x80:
-            count = length & 0x7F
-            length = int.from_bytes(der[pos:pos + count], "big")
-            pos += count
-        return tag, pos, length
-
-    _tag, pos, _length = header(0)  # Certificate
-    _tag, pos, _length = header(pos)  # TBSCertificate
-    tag, start, length = header(pos)
-    if tag == 0xA0:  # [0] version
-        tag, start, length = header(start + length)
-    value = int.from_bytes(der[start:start + length], "big")
-    raw = value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big")
-    return ":".join("%02x" % byte for byte in raw)
-
-
-def _read_ca(module, client, mount):
-    try:
-        response = client.adapter.get("/v1/%s/ca/pem" % mount)
-    except hvac.exceptions.InvalidPath:
-        module.fail_json(
-            msg="no PKI secrets engine is mounted at %s on %s (mount it with "
-            "mailmesh.imap.vault_secrets_engine first)" % (mount, module.url)
-        )
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_vault(exc, "reading the CA of %s" % mount)
-    text = response.text if hasattr(response, "text") else ""
-    return text.strip() or None
-
-
-def _read_urls(module, client, mount):
-    try:
-        data = api_read(client, "%s/config/urls" % mount) or {}
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_vault(exc, "reading %s/config/urls" % mount)
-    return {
-        "issuing_certificates": list(data.get("issuing_certificates") or []),
-        "crl_distribution_points": list(data.get("crl_distribution_points") or []),
-    }
-
-
-def _create_ca(module, client, params, mount):
-    key = {"key_type": params["key_type"], "key_bits": params["key_bits"]}
-    if params["ca_type"] == "root":
-        body = dict(key, common_name=params["common_name"])
-        if params["ttl"]:
-            body["ttl"] = params["ttl"]
-        try:
-            data = api_write(client, "%s/root/generate/internal" % mount, body)
-        except Exception as exc:  # pylint: disable=broad-except
-            module.fail_vault(exc, "generating the root CA in %s" % mount)
-        return data["certificate"]
-
-    issuer = params["issuer_mount_point"].strip("/")
-    try:
-        csr = api_write(client, "%s/intermediate/generate/internal" % mount,
-                        dict(key, common_name=params["common_name"]))["csr"]
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_vault(exc, "generating the intermediate key and CSR in %s" % mount)
-    body = {"csr": csr, "common_name": params["common_name"], "format": "pem"}
-    if params["ttl"]:
-        body["ttl"] = params["ttl"]
-    try:
-        signed = api_write(client, "%s/root/sign-intermediate" % issuer, body)
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_vault(exc, "signing the intermediate of %s with %s" % (mount, issuer))
-    bundle = signed["certificate"].strip()
-    if signed.get("issuing_ca") and signed["issuing_ca"].strip() not in bundle:
-        bundle += "\n" + signed["issuing_ca"].strip()
-    try:
-        api_write(client, "%s/intermediate/set-signed" % mount, {"certificate": bundle + "\n"})
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_vault(exc, "importing the signed intermediate into %s" % mount)
-    return signed["certificate"].strip()
 
 
 def main():
@@ -240,13 +145,8 @@ def main():
         argument_spec=VaultModule.generate_argspec(
             mount_point=dict(type="str", required=True),
             ca_type=dict(type="str", choices=["root", "intermediate"], default="root"),
-            common_name=dict(type="str"),
             issuer_mount_point=dict(type="str"),
-            ttl=dict(type="str"),
-            key_type=dict(type="str", choices=["ec", "rsa", "ed25519"], default="ec"),
-            key_bits=dict(type="int", default=256),
-            issuing_certificates=dict(type="list", elements="str"),
-            crl_distribution_points=dict(type="list", elements="str"),
+            **CA_OPTIONS
         ),
         required_if=[("ca_type", "intermediate", ["issuer_mount_point"])],
         supports_check_mode=True,
@@ -259,35 +159,11 @@ def main():
         except ValueError as exc:
             module.fail_json(msg="ttl: %s" % exc)
 
-    client = module.client()
-    certificate = _read_ca(module, client, mount)
-    urls_before = _read_urls(module, client, mount)
-    before = dict(urls_before, serial_number=pem_serial_number(certificate))
-    changed = False
-
-    if certificate is None:
-        if not params["common_name"]:
-            module.fail_json(msg="%s has no CA yet; common_name is required to create one" % mount)
-        changed = True
-        if not module.check_mode:
-            certificate = _create_ca(module, client, params, mount)
-
-    urls_after = dict(urls_before)
-    for key in ("issuing_certificates", "crl_distribution_points"):
-        if params[key] is not None:
-            urls_after[key] = list(params[key])
-    if urls_after != urls_before:
-        changed = True
-        if not module.check_mode:
-            try:
-                api_write(client, "%s/config/urls" % mount, urls_after)
-            except Exception as exc:  # pylint: disable=broad-except
-                module.fail_vault(exc, "writing %s/config/urls" % mount)
-
-    serial = pem_serial_number(certificate)
-    result = dict(changed=changed, certificate=certificate, serial_number=serial, **urls_after)
+    issuer = (params["issuer_mount_point"] or "").strip("/") or None
+    changed, before, after = ensure_ca(module, module.client(), params, mount, params["ca_type"], issuer)
+    result = dict(changed=changed, **after)
     if module._diff:
-        result["diff"] = dict(before=before, after=dict(urls_after, serial_number=serial))
+        result["diff"] = dict(before=before, after={key: value for key, value in after.items() if key != "certificate"})
     module.exit_json(**result)
 
 

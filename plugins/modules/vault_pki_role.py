@@ -153,52 +153,15 @@ changed_keys:
 """
 
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault import VaultModule
-from ansible_collections.mailmesh.imap.plugins.module_utils._vault_api import (
-    api_delete,
-    api_read,
-    api_write,
-    diff_keys,
-    duration_seconds,
-    normalize_like,
-    normalize_list,
+from ansible_collections.mailmesh.imap.plugins.module_utils._vault_pki_role import (
+    ROLE_OPTIONS,
+    ensure_pki_role,
+    wanted_role,
 )
-
-COMMON_OPTIONS = dict(
-    allowed_domains=dict(type="list", elements="str"),
-    allow_bare_domains=dict(type="bool"),
-    allow_subdomains=dict(type="bool"),
-    allow_glob_domains=dict(type="bool"),
-    allow_localhost=dict(type="bool"),
-    allow_ip_sans=dict(type="bool"),
-    allow_any_name=dict(type="bool"),
-    enforce_hostnames=dict(type="bool"),
-    server_flag=dict(type="bool"),
-    client_flag=dict(type="bool"),
-    key_type=dict(type="str", choices=["any", "ec", "rsa", "ed25519"]),
-    key_bits=dict(type="int"),
-    ttl=dict(type="str"),
-    max_ttl=dict(type="str"),
-    use_csr_common_name=dict(type="bool"),
-    use_csr_sans=dict(type="bool"),
-    require_cn=dict(type="bool"),
-    no_store=dict(type="bool"),
-)
-DURATIONS = ("ttl", "max_ttl")
-# Returned by a role read, refused (ignored with a warning) by a role write.
-READ_ONLY = frozenset(["allow_token_displayname"])
-
-
-def _shown(wanted, live):
-    """The wanted keys as the live role has them (normalised), for diff and return."""
-    shown = {}
-    for key, value in wanted.items():
-        current = live.get(key)
-        shown[key] = normalize_list(current) if isinstance(current, list) else current
-    return shown
 
 
 def main():
-    argspec = dict(COMMON_OPTIONS)
+    argspec = dict(ROLE_OPTIONS)
     argspec.update(
         mount_point=dict(type="str", required=True),
         name=dict(type="str", required=True),
@@ -210,64 +173,17 @@ def main():
     params = module.params
     mount = params["mount_point"].strip("/")
     path = "%s/roles/%s" % (mount, params["name"])
-
-    wanted = dict(params["extra"] or {})
-    for key in COMMON_OPTIONS:
-        if params[key] is not None:
-            wanted[key] = params[key]
-    for key in DURATIONS:
-        if key in wanted:
-            try:
-                wanted[key] = duration_seconds(wanted[key])
-            except ValueError as exc:
-                module.fail_json(msg="%s: %s" % (key, exc))
-
-    client = module.client()
     try:
-        live = api_read(client, path)
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_vault(exc, "reading PKI role %s" % path)
+        wanted = wanted_role(params)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
 
+    changed, changed_keys, before, after = ensure_pki_role(module, module.client(), path, wanted, params["state"])
     if params["state"] == "absent":
-        changed = live is not None
-        if changed and not module.check_mode:
-            try:
-                api_delete(client, path)
-            except Exception as exc:  # pylint: disable=broad-except
-                module.fail_vault(exc, "deleting PKI role %s" % path)
         result = dict(changed=changed, changed_keys=[])
         if module._diff:
-            result["diff"] = dict(before={"name": params["name"]} if live else {}, after={})
+            result["diff"] = dict(before={"name": params["name"]} if before else {}, after={})
         module.exit_json(**result)
-
-    if live is None:
-        changed_keys = sorted(wanted)
-        before = {}
-        body = dict(wanted)
-        after = {key: (normalize_list(value) if isinstance(value, list) else value)
-                 for key, value in wanted.items()}
-    else:
-        changed_keys = diff_keys(wanted, live)
-        before = _shown(wanted, live)
-        body = {key: value for key, value in live.items() if key not in READ_ONLY}
-        body.update(wanted)
-        after = dict(before)
-        for key in changed_keys:
-            after[key] = normalize_like(wanted[key], live.get(key))
-
-    changed = live is None or bool(changed_keys)
-    if changed and not module.check_mode:
-        try:
-            written = api_write(client, path, body)
-        except Exception as exc:  # pylint: disable=broad-except
-            module.fail_vault(exc, "writing PKI role %s" % path)
-        if written is None:
-            try:
-                written = api_read(client, path)
-            except Exception as exc:  # pylint: disable=broad-except
-                module.fail_vault(exc, "reading PKI role %s" % path)
-        if written:
-            after = _shown(wanted, written)
 
     result = dict(changed=changed, changed_keys=changed_keys, role=after)
     if module._diff:
