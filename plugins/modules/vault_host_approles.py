@@ -75,6 +75,29 @@ options:
     description: Mount path of the AppRole auth method.
     type: str
     default: approle
+  auth_method_description:
+    description:
+      - When set, the AppRole auth method at O(mount_point) is enabled first if it is
+        missing, with this description (kept when it differs), as
+        M(mailmesh.imap.vault_auth_method) does; in the same call.
+      - Fails, changing nothing, when another auth method is at O(mount_point).
+    type: str
+  stale:
+    description:
+      - The AppRole roles and certificate policies in Vault that belong to no host of
+        O(hosts), after the hosts' own are written. C(ignore) does not look; C(report)
+        returns them (RV(stale_approles), RV(stale_policies)); C(remove) returns and
+        deletes them (a host left the inventory; its certificates are revoked by the
+        revoke_host playbook, not here).
+      - Only policies named C(<policy_prefix><name>) count; roles of O(stale_keep) never do.
+    type: str
+    choices: [ignore, report, remove]
+    default: ignore
+  stale_keep:
+    description: AppRole roles of the mount that are no host's and are kept (the admin AppRole).
+    type: list
+    elements: str
+    default: []
   policy_prefix:
     description: Prefix of each host's policy name.
     type: str
@@ -150,12 +173,29 @@ changed_hosts:
   type: list
   elements: str
   sample: [pi001]
+stale_approles:
+  description: The AppRole roles of no host of O(hosts) nor of O(stale_keep), sorted (removed, or would be, with O(stale=remove)).
+  returned: when O(stale) is not C(ignore)
+  type: list
+  elements: str
+  sample: [pi099]
+stale_policies:
+  description: The certificate policies of no host of O(hosts), sorted (removed, or would be, with O(stale=remove)).
+  returned: when O(stale) is not C(ignore)
+  type: list
+  elements: str
+  sample: [mailmesh-cert-pi099]
 """
 
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault import VaultModule
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault_api import (
+    api_delete,
     api_read,
     duration_seconds,
+)
+from ansible_collections.mailmesh.imap.plugins.module_utils._vault_mounts import (
+    AUTH_METHODS,
+    ensure_mount,
 )
 from ansible_collections.mailmesh.imap.plugins.module_utils._vault_approle import (
     bound_cidrs,
@@ -258,6 +298,31 @@ def _secret_id(module, client, entry, role_path, role_id, changed):
     return {"secret_id": new["secret_id"], "secret_id_accessor": new.get("secret_id_accessor")}
 
 
+def _listed(module, client, path):
+    """The keys a LIST of ``path`` returns ([] when there is nothing)."""
+    try:
+        return list((api_read(client, path + "?list=true") or {}).get("keys") or [])
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_vault(exc, "listing %s" % path)
+    return []
+
+
+def _stale(module, client, params, mount):
+    """(stale AppRole roles, stale policies), removed with stale=remove outside check mode."""
+    names = set(entry["name"] for entry in params["hosts"])
+    prefix = params["policy_prefix"]
+    roles = sorted(set(_listed(module, client, "auth/%s/role" % mount)) - names - set(params["stale_keep"]))
+    policies = sorted(name for name in _listed(module, client, "sys/policies/acl")
+                      if name.startswith(prefix) and name[len(prefix):] not in names)
+    if params["stale"] == "remove" and not module.check_mode:
+        for path in ["auth/%s/role/%s" % (mount, name) for name in roles] + ["sys/policies/acl/" + name for name in policies]:
+            try:
+                api_delete(client, path)
+            except Exception as exc:  # pylint: disable=broad-except
+                module.fail_vault(exc, "removing %s" % path)
+    return roles, policies
+
+
 def main():
     module = VaultModule(
         argument_spec=VaultModule.generate_argspec(
@@ -274,6 +339,9 @@ def main():
             token_ttl=dict(type="str", no_log=False),
             token_max_ttl=dict(type="str", no_log=False),
             secret_id_ttl=dict(type="str", no_log=False),
+            auth_method_description=dict(type="str"),
+            stale=dict(type="str", choices=["ignore", "report", "remove"], default="ignore"),
+            stale_keep=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -284,6 +352,10 @@ def main():
 
     client = module.client()
     mount = params["mount_point"].strip("/")
+    mount_changed = False
+    if params["auth_method_description"] is not None:
+        mount_changed = ensure_mount(module, client, AUTH_METHODS, mount, "approle",
+                                     {"description": params["auth_method_description"]}, "present")[0]
     results = {}
     for entry in params["hosts"]:
         role_path = "auth/%s/role/%s" % (mount, entry["name"])
@@ -305,8 +377,12 @@ def main():
     changed_hosts = [entry["name"] for entry in params["hosts"] if results[entry["name"]]["changed"]]
     module_args = dict(params, hosts=[dict(entry, current_secret_id=MASK if entry.get("current_secret_id") else None)
                                       for entry in params["hosts"]])
-    module.exit_json(changed=bool(changed_hosts), hosts=results, changed_hosts=changed_hosts,
-                     invocation={"module_args": module_args})
+    extra = {}
+    if params["stale"] != "ignore":
+        extra["stale_approles"], extra["stale_policies"] = _stale(module, client, params, mount)
+    removed = params["stale"] == "remove" and bool(extra["stale_approles"] + extra["stale_policies"])
+    module.exit_json(changed=bool(changed_hosts) or mount_changed or removed, hosts=results,
+                     changed_hosts=changed_hosts, invocation={"module_args": module_args}, **extra)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,16 @@ def bao():
 
 
 @pytest.fixture
+def bao_own(tmp_path):
+    """An OpenBao dev server with TLS of the test's own (nothing of the other tests)."""
+    workdir = tmp_path / "bao-own"
+    workdir.mkdir()
+    server = BaoServer(workdir, dev=True, tls=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def bao_fresh(tmp_path):
     """A non-dev OpenBao server, not initialized, plain HTTP on loopback."""
     server = BaoServer(tmp_path, dev=False, tls=False)

@@ -2,8 +2,8 @@
 name in Vault's certificate store, revoke, rebuild the CRL; check mode; a second run
 changes nothing), a deleted policy takes its rights from a token the host still holds,
 the renewal agent re-enrols a host whose certificate was revoked (new key, new
-certificate), and the Vault tier's tasks/stale.yml lists the AppRoles and policies of
-hosts no longer in the inventory and removes them only when asked."""
+certificate), and the Vault tier's tasks/identities.yml lists the AppRoles and policies
+of hosts no longer in the inventory and removes them only when asked."""
 
 from __future__ import annotations
 
@@ -100,39 +100,40 @@ def test_agent_re_enrols_a_revoked_certificate_with_a_new_key(bao, tmp_path):
     assert "nothing to do" in agent.run().stdout
 
 
-def test_stale_identities_listed_then_removed_on_request(bao, tmp_path):
+def test_stale_identities_listed_then_removed_on_request(bao_own, tmp_path):
+    """On a server of its own: the inventory here is kept1 alone; gone1 and gone2 have
+    AppRoles, gone1 a certificate policy; mailmesh-admin is the admin AppRole."""
+    bao = bao_own
     client = bao.client()
     mount = "approle_" + uuid.uuid4().hex[:6]
     client.sys.enable_auth_method("approle", path=mount)
     for host in ("kept1", "gone1", "gone2", "mailmesh-admin"):
         api(client, "post", "auth/%s/role/%s" % (mount, host), token_ttl="5m")
-    suffix = uuid.uuid4().hex[:6]
-    kept, gone = "kept%s" % suffix, "gone%s" % suffix
-    for host in (kept, gone):
+    for host in ("kept1", "gone1"):
         client.sys.create_or_update_policy("mailmesh-cert-" + host, 'path "x/%s" { capabilities = ["read"] }' % host)
     extra = {
         "__vault_server_local_url": bao.url, "vault_server_ca_file": bao.ca_cert,
         "__vault_server_token": bao.root_token, "vault_server_approle_mount": mount,
-        # Other tests' policies on the shared server are "not in the inventory" too: the
-        # inventory here is every mailmesh-cert-* host but `gone`, plus kept1.
-        "__vault_server_approle_hosts": ["kept1"] + [
-            name[len("mailmesh-cert-"):] for name in client.sys.list_acl_policies()["data"]["keys"]
-            if name.startswith("mailmesh-cert-") and name != "mailmesh-cert-" + gone],
+        "__vault_server_host_approle_specs": [
+            {"name": "kept1", "policy": 'path "x/kept1" { capabilities = ["read"] }'}],
     }
-    listed = run_role_tasks(tmp_path, "vault_server", "stale.yml", extra)
+    listed = run_role_tasks(tmp_path, "vault_server", "identities.yml", extra)
     assert listed.returncode == 0, listed.stdout[-3000:] + listed.stderr[-2000:]
-    assert ("Not in the inventory but still in Vault: AppRoles [gone1, gone2], policies [mailmesh-cert-%s]" % gone
+    assert ("Not in the inventory but still in Vault: AppRoles [gone1, gone2], policies [mailmesh-cert-gone1]"
             in " ".join(listed.stdout.split())), listed.stdout[-3000:]
     assert "Left as they are: vault_server_remove_stale_hosts=true removes them" in " ".join(listed.stdout.split())
     assert sorted(api(client, "list", "auth/%s/role" % mount)["data"]["keys"]) == ["gone1", "gone2", "kept1",
                                                                                    "mailmesh-admin"]
     assert bao.root_token not in listed.stdout + listed.stderr
 
-    removed = run_role_tasks(tmp_path, "vault_server", "stale.yml",
+    removed = run_role_tasks(tmp_path, "vault_server", "identities.yml",
                              dict(extra, vault_server_remove_stale_hosts=True))
     assert removed.returncode == 0, removed.stdout[-3000:] + removed.stderr[-2000:]
+    assert "Removing them (vault_server_remove_stale_hosts)" in " ".join(removed.stdout.split())
     assert sorted(api(client, "list", "auth/%s/role" % mount)["data"]["keys"]) == ["kept1", "mailmesh-admin"]
     policies = client.sys.list_acl_policies()["data"]["keys"]
-    assert "mailmesh-cert-" + gone not in policies and "mailmesh-cert-" + kept in policies
+    assert "mailmesh-cert-gone1" not in policies and "mailmesh-cert-kept1" in policies
     assert bao.root_token not in removed.stdout + removed.stderr
 
+    again = run_role_tasks(tmp_path, "vault_server", "identities.yml", dict(extra, vault_server_remove_stale_hosts=True))
+    assert again.returncode == 0 and "Not in the inventory" not in again.stdout, again.stdout[-3000:]

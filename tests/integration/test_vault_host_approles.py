@@ -118,3 +118,48 @@ def test_bound_cidrs(bao, run_module, mount):
         mount_point=mount, hosts=[{"name": "fleet-bad", "policy": "x", "bound_cidrs": ["192.0.2.300/32"]}]))
     assert bad.failed and "fleet-bad: bound_cidrs" in bad["msg"] and "192.0.2.300/32" in bad["msg"]
     assert _read(bao, "sys/policies/acl/mailmesh-cert-fleet-bad") is None
+
+
+def test_the_auth_method_and_the_hosts_that_left(bao, run_module):
+    """One call enables the auth method, writes the hosts' identities and finds those of
+    hosts no longer listed; it removes them only with stale=remove."""
+    mount = "t_stale"
+    hosts = [{"name": h, "policy": _policy(h)} for h in ("keep-a", "keep-b", "gone-c")]
+    args = bao.connection(mount_point=mount, hosts=hosts, auth_method_description="t host identities",
+                          stale="report", stale_keep=["t-admin"],
+                          policy_prefix="t-stale-cert-")  # the shared server holds other tests' policies
+
+    result = run_module("vault_host_approles", args, check=True)
+    assert not result.failed, result
+    assert result.changed and result["stale_approles"] == [] and result["stale_policies"] == []
+    assert "t_stale/" not in bao.client().adapter.get("/v1/sys/auth")["data"]
+
+    result = run_module("vault_host_approles", args)
+    assert not result.failed, result
+    assert bao.client().adapter.get("/v1/sys/auth")["data"]["t_stale/"]["description"] == "t host identities"
+    bao.client().adapter.post("/v1/auth/%s/role/t-admin" % mount, json={"token_policies": ["default"]})
+    assert not run_module("vault_host_approles", args).changed
+
+    # gone-c left the inventory: reported, kept, and the call changes nothing
+    left = dict(args, hosts=hosts[:2])
+    result = run_module("vault_host_approles", left)
+    assert not result.failed and not result.changed, result
+    assert result["stale_approles"] == ["gone-c"] and result["stale_policies"] == ["t-stale-cert-gone-c"]
+    assert _read(bao, "auth/%s/role/gone-c" % mount) is not None
+    # check mode reports the removal and removes nothing
+    result = run_module("vault_host_approles", dict(left, stale="remove"), check=True)
+    assert result.changed and result["stale_approles"] == ["gone-c"]
+    assert _read(bao, "sys/policies/acl/t-stale-cert-gone-c") is not None
+    result = run_module("vault_host_approles", dict(left, stale="remove"))
+    assert result.changed and result["stale_policies"] == ["t-stale-cert-gone-c"]
+    assert _read(bao, "auth/%s/role/gone-c" % mount) is None
+    assert _read(bao, "sys/policies/acl/t-stale-cert-gone-c") is None
+    assert _read(bao, "auth/%s/role/t-admin" % mount) is not None  # stale_keep
+    assert _read(bao, "sys/policies/acl/default") is not None  # not a certificate policy
+    result = run_module("vault_host_approles", dict(left, stale="remove"))
+    assert not result.changed and result["stale_approles"] == [] and result["stale_policies"] == []
+
+    # another auth method at the mount: refused with the reason
+    bao.client().adapter.post("/v1/sys/auth/t_stale_tok", json={"type": "userpass"})
+    result = run_module("vault_host_approles", dict(args, mount_point="t_stale_tok"))
+    assert result.failed and "userpass" in result["msg"], result["msg"]
