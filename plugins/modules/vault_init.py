@@ -80,6 +80,15 @@ options:
         unseal once it took the unseal keys.
     type: int
     default: 90
+  wait_ready:
+    description:
+      - After the rest (also when there was nothing to do), wait until the server answers
+        C(sys/health?standbyok=true) with HTTP 200, unsealed and active or a standby, for at
+        most O(wait_timeout) seconds; in the same call. Not in check mode.
+      - The wait never fails the task (the result may hold new keys, which the play must
+        keep); RV(ready) tells whether the server became ready.
+    type: bool
+    default: false
 seealso:
   - module: mailmesh.imap.vault_secrets_engine
   - module: mailmesh.imap.vault_auth_method
@@ -142,6 +151,11 @@ root_token:
   returned: when the module initialized the server
   type: str
   sample: s.XXXXXXXXXXXXXXXXXXXXXXXX
+ready:
+  description: Whether the server answered its health check with HTTP 200 within O(wait_timeout) (O(wait_ready)).
+  returned: when O(wait_ready=true), not in check mode
+  type: bool
+  sample: true
 msg:
   description: What the module did (or would do in check mode).
   returned: always
@@ -206,6 +220,24 @@ def _wait_for(module, client, what, done):
     return status
 
 
+def _exit(module, **result):
+    """exit_json, after waiting for the server's health with wait_ready (not in check
+    mode). The wait never fails the module: a result that holds new keys must reach the
+    play, which keeps them; ``ready`` says whether the server became ready."""
+    if module.params["wait_ready"] and not module.check_mode:
+        deadline = time.monotonic() + module.params["wait_timeout"]
+        result["ready"] = False
+        while not result["ready"]:
+            try:
+                module.unauthenticated_get("sys/health?standbyok=true")
+                result["ready"] = True
+            except Exception:  # pylint: disable=broad-except
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(1)
+    module.exit_json(**result)
+
+
 def _check_counts(module, shares, threshold):
     params = module.params
     if params[threshold] < 1 or params[threshold] > params[shares]:
@@ -223,6 +255,7 @@ def main():
             recovery_threshold=dict(type="int", default=3, no_log=False),
             initialize=dict(type="bool", default=True),
             wait_timeout=dict(type="int", default=90),
+            wait_ready=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -234,8 +267,8 @@ def main():
     status = _seal_status(module, client)
     if not status.get("initialized", False) and not params["initialize"]:
         if module.check_mode:
-            module.exit_json(changed=True, initialized=False, sealed=True, seal_type=status.get("type", ""),
-                             msg="would wait for the node to join its cluster, then unseal it")
+            _exit(module, changed=True, initialized=False, sealed=True, seal_type=status.get("type", ""),
+                  msg="would wait for the node to join its cluster, then unseal it")
         # A node with retry_join learns the seal from the leader once that is initialized.
         status = _wait_for(module, client, "did not join its cluster (it is not initialized; check its "
                            "retry_join addresses and that the first node is initialized and unsealed)",
@@ -245,8 +278,8 @@ def main():
 
     if not status.get("initialized", False):
         if module.check_mode:
-            module.exit_json(changed=True, initialized=False, sealed=True, seal_type=seal_type,
-                             msg="would initialize and unseal")
+            _exit(module, changed=True, initialized=False, sealed=True, seal_type=seal_type,
+                  msg="would initialize and unseal")
         if auto_unseal:
             request = {"recovery_shares": params["recovery_shares"],
                        "recovery_threshold": params["recovery_threshold"]}
@@ -260,27 +293,27 @@ def main():
         if auto_unseal:
             final = _wait_for(module, client, "was initialized but its %s seal did not unseal it" % seal_type,
                               lambda answer: not answer.get("sealed", True))
-            module.exit_json(changed=True, initialized=True, sealed=final.get("sealed", False),
-                             seal_type=seal_type, recovery_keys=answer["recovery_keys"],
-                             root_token=answer["root_token"], msg="initialized; unsealed by the %s seal" % seal_type)
+            _exit(module, changed=True, initialized=True, sealed=final.get("sealed", False),
+                  seal_type=seal_type, recovery_keys=answer["recovery_keys"],
+                  root_token=answer["root_token"], msg="initialized; unsealed by the %s seal" % seal_type)
         keys = answer["keys"]
         final = _unseal(module, client, keys[:params["secret_threshold"]], "the new keys")
-        module.exit_json(changed=True, initialized=True, sealed=final.get("sealed", False),
-                         seal_type=seal_type, unseal_keys=keys, root_token=answer["root_token"],
-                         msg="initialized and unsealed")
+        _exit(module, changed=True, initialized=True, sealed=final.get("sealed", False),
+              seal_type=seal_type, unseal_keys=keys, root_token=answer["root_token"],
+              msg="initialized and unsealed")
 
     if not status.get("sealed", True):
-        module.exit_json(changed=False, initialized=True, sealed=False, seal_type=seal_type,
-                         msg="already initialized and unsealed")
+        _exit(module, changed=False, initialized=True, sealed=False, seal_type=seal_type,
+              msg="already initialized and unsealed")
 
     if auto_unseal:
         if module.check_mode:
-            module.exit_json(changed=False, initialized=True, sealed=True, seal_type=seal_type,
-                             msg="would wait for the %s seal to unseal it" % seal_type)
+            _exit(module, changed=False, initialized=True, sealed=True, seal_type=seal_type,
+                  msg="would wait for the %s seal to unseal it" % seal_type)
         _wait_for(module, client, "is still sealed: its %s seal did not unseal it (check the seal's key "
                   "and the server's log)" % seal_type, lambda answer: not answer.get("sealed", True))
-        module.exit_json(changed=False, initialized=True, sealed=False, seal_type=seal_type,
-                         msg="unsealed by the %s seal" % seal_type)
+        _exit(module, changed=False, initialized=True, sealed=False, seal_type=seal_type,
+              msg="unsealed by the %s seal" % seal_type)
 
     if not params["unseal_keys"]:
         module.fail_json(
@@ -288,10 +321,10 @@ def main():
             % module.url
         )
     if module.check_mode:
-        module.exit_json(changed=True, initialized=True, sealed=True, seal_type=seal_type, msg="would unseal")
+        _exit(module, changed=True, initialized=True, sealed=True, seal_type=seal_type, msg="would unseal")
     final = _unseal(module, client, params["unseal_keys"], "unseal_keys")
-    module.exit_json(changed=True, initialized=True, sealed=final.get("sealed", False),
-                     seal_type=seal_type, msg="unsealed")
+    _exit(module, changed=True, initialized=True, sealed=final.get("sealed", False),
+          seal_type=seal_type, msg="unsealed")
 
 
 if __name__ == "__main__":

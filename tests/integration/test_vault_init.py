@@ -98,3 +98,14 @@ def test_vault_init_lifecycle(bao_fresh, run_module, tmp_path):
     # repeat: unsealed, nothing to do
     result = run_module("vault_init", dict(args, unseal_keys=init["unseal_keys"]))
     assert not result.failed and not result.changed
+
+    # wait_ready: the health check in the same call (not in check mode); an unseal that
+    # fails is still that failure, an unseal that works is ready at once
+    result = run_module("vault_init", dict(args, wait_ready=True))
+    assert not result.failed and not result.changed and result["ready"] is True, result
+    assert "ready" not in run_module("vault_init", dict(args, wait_ready=True), check=True)
+    assert _restart(bao_fresh)["sealed"] is True
+    result = run_module("vault_init", dict(args, wait_ready=True, unseal_keys=init["unseal_keys"][:1], wait_timeout=2))
+    assert result.failed and "still sealed" in result["msg"]
+    result = run_module("vault_init", dict(args, wait_ready=True, unseal_keys=init["unseal_keys"]))
+    assert not result.failed and result.changed and result["ready"] is True, result
