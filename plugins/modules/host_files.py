@@ -9,13 +9,13 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 module: host_files
-short_description: Keep several directories and text files on a host in one call
+short_description: Keep several directories, text files and links on a host in one call
 version_added: 0.1.0
 description:
-  - "Creates the directories and writes the text files it is given, with their owner, group
-    and mode, where the host differs: what a loop of M(ansible.builtin.file) and
-    M(ansible.builtin.copy) tasks would do, in one module call instead of one or two per
-    path."
+  - "Creates the directories, writes the text files and points the links it is given, with
+    their owner, group and mode, where the host differs: what a loop of
+    M(ansible.builtin.file) and M(ansible.builtin.copy) tasks would do, in one module call
+    instead of one or two per path."
   - A file whose content differs is written to a temporary file in its directory, given
     its owner, group and mode there, and renamed over the old one, so that a reader sees
     the old content or the new one, never a part.
@@ -49,10 +49,19 @@ options:
         type: path
         required: true
       state:
-        description: A directory (created with its missing parents) or a regular file.
+        description:
+          - A directory (created with its missing parents), a regular file, or a symbolic
+            link to O(files[].src).
+          - A link replaces a file or another link at its path (atomically, by a rename),
+            as M(ansible.builtin.file) with C(state=link) and C(force=true) does; its
+            target need not exist. O(files[].owner), O(files[].group) and O(files[].mode)
+            do not apply to it.
         type: str
-        choices: [file, directory]
+        choices: [file, directory, link]
         default: file
+      src:
+        description: Where a link points (O(files[].state=link), required there), as given.
+        type: str
       text:
         description: The file's content (O(files[].state=file), required there), written
           as UTF-8 exactly as given.
@@ -161,6 +170,12 @@ def entry_problems(number, entry):
         problems.append("%s: text is required for a file" % where)
     if entry["state"] == "directory" and entry["text"] is not None:
         problems.append("%s: a directory takes no text" % where)
+    if entry["state"] == "link" and not entry["src"]:
+        problems.append("%s: src is required for a link" % where)
+    if entry["state"] != "link" and entry["src"] is not None:
+        problems.append("%s: only a link takes src" % where)
+    if entry["state"] == "link" and any(entry[key] is not None for key in ("text", "owner", "group", "mode", "validate")):
+        problems.append("%s: a link takes no text, owner, group, mode or validate" % where)
     if entry["validate"] is not None and entry["state"] == "directory":
         problems.append("%s: a directory takes no validate command" % where)
     elif entry["validate"] is not None and "%s" not in entry["validate"]:
@@ -198,6 +213,31 @@ def keep_directory(module, entry, diff):
             _attributes(module, path, entry, entry["mode"] or DEFAULT_MODES["directory"])
         return True
     return _attributes(module, path, entry, entry["mode"])
+
+
+def keep_link(module, entry, diff):
+    path, src = entry["path"], entry["src"]
+    kind = _kind(path)
+    if kind == stat.S_IFDIR:
+        module.fail_json(msg="%s: is a directory, not a link; remove it first" % path)
+    current = os.readlink(path) if kind == stat.S_IFLNK else None
+    if current == src:
+        return False
+    diff.append(dict(before_header=path, after_header=path,
+                     before="(link to %s)\n" % current if current is not None else
+                     ("(absent)\n" if kind is None else "(a file)\n"),
+                     after="(link to %s)\n" % src))
+    if not module.check_mode:
+        temporary = os.path.join(os.path.dirname(path), ".%s.link-%d" % (os.path.basename(path), os.getpid()))
+        if _lstat(temporary) is not None:
+            os.unlink(temporary)
+        os.symlink(src, temporary)
+        try:
+            os.rename(temporary, path)
+        except OSError:
+            os.unlink(temporary)
+            raise
+    return True
 
 
 def keep_file(module, entry, diff):
@@ -245,7 +285,8 @@ def main():
                 type="list", elements="dict", required=True,
                 options=dict(
                     path=dict(type="path", required=True),
-                    state=dict(type="str", choices=["file", "directory"], default="file"),
+                    state=dict(type="str", choices=["file", "directory", "link"], default="file"),
+                    src=dict(type="str"),
                     text=dict(type="str", no_log=False),
                     owner=dict(type="str"),
                     group=dict(type="str"),
@@ -267,6 +308,8 @@ def main():
         try:
             if entry["state"] == "directory":
                 changed = keep_directory(module, entry, diff)
+            elif entry["state"] == "link":
+                changed = keep_link(module, entry, diff)
             else:
                 changed = keep_file(module, entry, diff)
         except ValidationFailed as exc:

@@ -169,3 +169,44 @@ def test_a_refused_file_keeps_the_old_one_and_the_entries_before_it(run_module, 
     assert first.read_text() == "cert\n" and target.read_text() == "old\n"
     assert not (tmp_path / "after").exists()
     assert sorted(os.listdir(tmp_path)) == ["envoy.yaml", "sds.yaml"]
+
+
+def test_links_are_pointed_replacing_a_file_or_another_link(run_module, tmp_path):
+    (tmp_path / "pki").mkdir()
+    (tmp_path / "pki" / "fullchain.pem").write_text("chain\n")
+    cert, key = tmp_path / "vault.crt", tmp_path / "vault.key"
+    cert.write_text("bootstrap\n")  # a file of an earlier release, replaced by the link
+    os.symlink("elsewhere.key", str(key))  # another link, re-pointed
+    entries = [{"path": str(cert), "state": "link", "src": str(tmp_path / "pki" / "fullchain.pem")},
+               {"path": str(key), "state": "link", "src": "pki/key.pem"}]  # dangling, as given
+    result = run_module(module, {"files": entries, "_ansible_check_mode": True, "_ansible_diff": True})
+    assert result["changed"] is True and result["paths"] == [str(cert), str(key)]
+    assert [(item["before"], item["after"]) for item in result["diff"]] == [
+        ("(a file)\n", "(link to %s)\n" % (tmp_path / "pki" / "fullchain.pem")),
+        ("(link to elsewhere.key)\n", "(link to pki/key.pem)\n")]
+    assert not os.path.islink(cert) and os.readlink(key) == "elsewhere.key"
+
+    result = run_module(module, {"files": entries})
+    assert result["changed"] is True
+    assert os.readlink(cert) == str(tmp_path / "pki" / "fullchain.pem") and cert.read_text() == "chain\n"
+    assert os.readlink(key) == "pki/key.pem"
+    assert sorted(os.listdir(tmp_path)) == ["pki", "vault.crt", "vault.key"]  # no temporary left
+    assert run_module(module, {"files": entries})["changed"] is False
+
+    (tmp_path / "dir").mkdir()
+    result = run_module(module, {"files": [{"path": str(tmp_path / "dir"), "state": "link", "src": "x"}]})
+    assert result["failed"] is True and result["msg"] == "%s: is a directory, not a link; remove it first" % (
+        tmp_path / "dir")
+
+
+def test_a_link_takes_src_and_nothing_of_a_file(run_module, tmp_path):
+    entries = [{"path": str(tmp_path / "a"), "state": "link"},
+               {"path": str(tmp_path / "b"), "state": "link", "src": "x", "mode": "0644"},
+               {"path": str(tmp_path / "c"), "text": "x", "src": "y"}]
+    result = run_module(module, {"files": entries})
+    assert result["failed"] is True
+    assert result["problems"] == [
+        "files[0] (%s): src is required for a link" % (tmp_path / "a"),
+        "files[1] (%s): a link takes no text, owner, group, mode or validate" % (tmp_path / "b"),
+        "files[2] (%s): only a link takes src" % (tmp_path / "c"),
+    ]
