@@ -177,7 +177,8 @@ def _same(key, wanted, live):
 
 def ensure_crl(module, client, mount, wanted, mounted=True):
     """The CRL settings of ``mount`` (the keys of CRL_OPTIONS that ``wanted`` sets, not
-    None; durations compared in seconds). Returns ``(changed_keys, before)``."""
+    None; durations compared in seconds). Returns the keys that differed (and were, or
+    would be, written)."""
     wanted = {key: value for key, value in wanted.items() if value is not None}
     live = {}
     if mounted:
@@ -191,4 +192,4 @@ def ensure_crl(module, client, mount, wanted, mounted=True):
             api_write(client, "%s/config/crl" % mount, wanted)
         except Exception as exc:  # pylint: disable=broad-except
             module.fail_vault(exc, "writing %s/config/crl" % mount)
-    return changed_keys, {key: live.get(key) for key in wanted}
+    return changed_keys

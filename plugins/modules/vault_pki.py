@@ -266,7 +266,7 @@ def _keep_ca(module, client, part, ca, ca_type, issuer, changed_parts):
         if any(after[key] != before[key] for key in URL_KEYS):
             changed.append("urls")
     if ca["crl"]:
-        if ensure_crl(module, client, mount, ca["crl"], mounted)[0]:
+        if ensure_crl(module, client, mount, ca["crl"], mounted):
             changed.append("crl")
     changed_parts.extend("%s:%s" % (part, what) for what in changed)
     return dict(after, changed=changed)
